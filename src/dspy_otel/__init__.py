@@ -1,5 +1,15 @@
-"""dspy-otel: OpenTelemetry tracing for DSPy programs, without DSPy's in-process history."""
+"""dspy-otel: OpenTelemetry tracing for DSPy programs, without DSPy's in-process history.
 
+Example:
+    >>> import dspy_otel
+    >>> dspy_otel.configure()     # doctest: +SKIP
+    >>> program(question="...")   # doctest: +SKIP  every module and LM call is now a span
+    >>> dspy_otel.shutdown()      # doctest: +SKIP
+"""
+
+from dspy_otel._setup import configure, shutdown
 from dspy_otel._version import __version__
+from dspy_otel._window import inspect_history
+from dspy_otel.instrumentation import DSPyInstrumentor
 
-__all__ = ["__version__"]
+__all__ = ["DSPyInstrumentor", "__version__", "configure", "inspect_history", "shutdown"]

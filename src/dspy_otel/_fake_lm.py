@@ -25,11 +25,13 @@ from typing import Any
 
 _TOOL_LINE = re.compile(r"^\s*\(\d+\) (\w+),", re.MULTILINE)
 
+
 def _output_fields(system: str) -> list[str]:
     """Names of the output fields listed in a DSPy chat-adapter system message."""
     _, _, after = system.partition("Your output fields are:")
     section = after.split("All interactions will be structured", 1)[0]
     return re.findall(r"^\d+\. `(\w+)`", section, re.MULTILINE)
+
 
 def _field_value(name: str, system: str, user: str, answer_size: int) -> str:
     """A plausible value for one output field (ReAct picks a tool, then finishes)."""
@@ -42,6 +44,7 @@ def _field_value(name: str, system: str, user: str, answer_size: int) -> str:
         return "42 " + "x" * max(0, answer_size - 3)
     return f"{name} value"
 
+
 def completion_text(messages: list[dict[str, Any]], answer_size: int = 2) -> str:
     """The assistant message a DSPy chat adapter can parse, for these request messages."""
     system = next((str(m.get("content", "")) for m in messages if m.get("role") == "system"), "")
@@ -49,6 +52,7 @@ def completion_text(messages: list[dict[str, Any]], answer_size: int = 2) -> str
     fields = _output_fields(system) or ["answer"]
     parts = [f"[[ ## {f} ## ]]\n{_field_value(f, system, user, answer_size)}" for f in fields]
     return "\n\n".join([*parts, "[[ ## completed ## ]]"])
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
@@ -93,14 +97,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature from the base class
+    def log_message(self, format: str, *args: Any) -> None:
         """Keep the server quiet."""
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     requests = 0
     slow_seconds = 0.0
     answer_size = 2
+
 
 class FakeOpenAIServer:
     """An OpenAI-compatible chat-completions server on 127.0.0.1, run in a daemon thread.

@@ -1,0 +1,119 @@
+"""``configure()`` and ``shutdown()``: the one-line setup for a DSPy application.
+
+Example:
+    >>> import dspy_otel
+    >>> provider = dspy_otel.configure()   # doctest: +SKIP
+    >>> ...                                 # run your DSPy program
+    >>> dspy_otel.shutdown()               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider, sampling
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+from dspy_otel._config import Settings, resolve
+from dspy_otel.instrumentation import DSPyInstrumentor
+
+logger = logging.getLogger("dspy_otel")
+
+_lock = threading.Lock()
+_provider: TracerProvider | None = None
+_settings: Settings | None = None
+
+
+def build_sampler(settings: Settings) -> sampling.Sampler:
+    """The head sampler named by ``settings.sampler`` (OpenTelemetry's standard names)."""
+    ratio = settings.sampler_arg
+    samplers: dict[str, sampling.Sampler] = {
+        "always_on": sampling.ALWAYS_ON,
+        "always_off": sampling.ALWAYS_OFF,
+        "traceidratio": sampling.TraceIdRatioBased(ratio),
+        "parentbased_always_on": sampling.DEFAULT_ON,
+        "parentbased_always_off": sampling.DEFAULT_OFF,
+        "parentbased_traceidratio": sampling.ParentBasedTraceIdRatio(ratio),
+    }
+    return samplers[settings.sampler]
+
+
+def build_exporter(settings: Settings) -> SpanExporter | None:
+    """The span exporter named by ``settings.exporter`` (``None`` for ``none``).
+
+    The OTLP exporters read ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``,
+    ``_TIMEOUT``, ``_COMPRESSION`` and ``_INSECURE`` themselves.
+    """
+    if settings.exporter == "none":
+        return None
+    if settings.exporter == "console":
+        return ConsoleSpanExporter()
+    if settings.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter()
+
+
+def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) -> TracerProvider:
+    """Trace DSPy: build a tracer provider from the environment, export in batches, instrument DSPy.
+
+    Idempotent: a second call returns the provider of the first (call :func:`shutdown`
+    first to change settings). The provider becomes the global one if none was set.
+
+    Args:
+        span_exporter: Export to this exporter instead of the one ``OTEL_TRACES_EXPORTER`` names.
+        **overrides: Any setting of the README's table by name (``profile="development"``,
+            ``capture_content="SPAN_ONLY"``, ``sampler="parentbased_traceidratio"``,
+            ``sampler_arg=0.1``, ``window=100``, ``dspy_history="keep"``, ...). An argument
+            beats the environment, which beats the profile.
+
+    Returns:
+        The tracer provider dspy-otel created.
+
+    Raises:
+        ValueError: An unknown setting name or an invalid value.
+    """
+    global _provider, _settings
+    with _lock:
+        settings = resolve(overrides)
+        if _provider is not None:
+            if settings != _settings or span_exporter is not None:
+                logger.warning("dspy-otel: already configured; call dspy_otel.shutdown() first to change settings")
+            return _provider
+        provider = TracerProvider(sampler=build_sampler(settings), resource=Resource.create())
+        if not settings.sdk_disabled:
+            exporter = span_exporter if span_exporter is not None else build_exporter(settings)
+            if exporter is not None:
+                provider.add_span_processor(BatchSpanProcessor(exporter))
+            DSPyInstrumentor().instrument(tracer_provider=provider, settings=settings)
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            trace.set_tracer_provider(provider)
+        _provider, _settings = provider, settings
+        return provider
+
+
+def current_settings() -> Settings | None:
+    """The settings of the active :func:`configure`, or ``None`` before it."""
+    return _settings
+
+
+def shutdown(timeout_millis: int = 10_000) -> None:
+    """Flush pending spans (waiting at most ``timeout_millis``), un-instrument DSPy, shut the provider down."""
+    global _provider, _settings
+    with _lock:
+        if _provider is None:
+            return
+        DSPyInstrumentor().uninstrument()
+        try:
+            _provider.force_flush(timeout_millis)
+            _provider.shutdown()
+        except Exception as exc:  # an exporter must never crash the app on exit
+            logger.warning("dspy-otel: shutdown failed (%s: %s)", type(exc).__name__, exc)
+        _provider, _settings = None, None

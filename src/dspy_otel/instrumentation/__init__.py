@@ -1,0 +1,69 @@
+"""``DSPyInstrumentor``: every DSPy module, LM call and tool call becomes a span.
+
+One program run is one trace: module spans (INTERNAL, named after the class:
+``ChainOfThought``, ``ReAct``, your own modules), LM spans (CLIENT, GenAI
+semantic conventions, ``"chat gpt-4o-mini"``) under the module that made the
+call, and tool spans (``execute_tool {name}``). Parenting holds across asyncio
+tasks and across ``dspy.Parallel`` / ``dspy.Evaluate`` worker threads. Every
+``dspy.BaseLM`` subclass is traced, cache hits included.
+
+Most users call :func:`dspy_otel.configure` instead, which also builds the
+tracer provider. Use the instrumentor directly to bring your own provider:
+
+Example:
+    >>> from opentelemetry.sdk.trace import TracerProvider
+    >>> from dspy_otel import DSPyInstrumentor
+    >>> DSPyInstrumentor().instrument(tracer_provider=TracerProvider())  # doctest: +SKIP
+
+It also works with zero code change: ``opentelemetry-instrument python app.py``
+(settings then come from the environment; see the README's table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from dspy_otel._version import __version__
+
+__all__ = ["DSPyInstrumentor"]
+
+_INSTRUMENTS = ("dspy >= 3.4, < 4",)
+
+
+class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumentor is untyped
+    """OpenTelemetry instrumentor for DSPy (a ``BaseInstrumentor``; a process-wide singleton).
+
+    ``instrument()`` keywords:
+        tracer_provider: The provider spans are made with (default: the global one).
+        settings: A :class:`dspy_otel._config.Settings` (default: resolved from the environment).
+            It decides content capture, DSPy retention and the development window.
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        """The DSPy versions this instrumentation supports."""
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        from dspy_otel import _window, retention
+        from dspy_otel._config import resolve
+        from dspy_otel.instrumentation._hooks import SpanHooks
+        from dspy_otel.instrumentation._patches import install
+
+        settings = kwargs.get("settings") or resolve({})
+        tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+        hooks = SpanHooks(tracer, settings.capture_content, settings.content_max_length)
+        undo: list[Callable[[], None]] = [install(hooks)]
+        if settings.dspy_history == "off":
+            undo.append(retention.switch_off())
+        _window.set_window(settings.window)
+        undo.append(_window.remove_window)
+        self._undo = undo
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for step in reversed(getattr(self, "_undo", [])):
+            step()
+        self._undo = []

@@ -1,0 +1,121 @@
+"""Prompt and output capture: GenAI message JSON, truncation and credential scrubbing.
+
+Content is recorded only when the capture mode asks for it. Messages follow the
+GenAI semantic conventions (``[{"role": ..., "parts": [{"type": "text",
+"content": ...}]}]``); each attribute is cut to a maximum length and the cut is
+marked. Credentials (``api_key`` and every other ``api_*`` argument, auth
+headers, passwords in ``api_base``) are never put on a span: only whitelisted
+request parameters are read, and exception messages are scrubbed of any secret
+value the LM was given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+TRUNCATION_MARK = "…[truncated {0} chars]"
+_SECRET_KEYS = ("authorization", "password", "secret", "token", "headers")
+
+
+def capture_on_span(mode: str) -> bool:
+    """Whether content goes on the span as attributes."""
+    return mode in ("SPAN_ONLY", "SPAN_AND_EVENT")
+
+
+def capture_in_event(mode: str) -> bool:
+    """Whether content goes into a ``gen_ai.client.inference.operation.details`` span event."""
+    return mode in ("EVENT_ONLY", "SPAN_AND_EVENT")
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, marking how much was cut."""
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    mark = TRUNCATION_MARK.format(cut)
+    return text[: max(0, limit - len(mark))] + mark
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    if isinstance(content, list):  # OpenAI content parts
+        return [
+            {"type": "text", "content": p.get("text", "")}
+            if isinstance(p, Mapping) and p.get("type") == "text"
+            else {"type": str(p.get("type", "part")) if isinstance(p, Mapping) else "part"}
+            for p in content
+        ]
+    return [{"type": "text", "content": str(content)}]
+
+
+def input_messages(prompt: Any, messages: Any) -> list[dict[str, Any]]:
+    """The request as GenAI input messages (images and files are named, not inlined)."""
+    if messages:
+        return [
+            {"role": str(m.get("role", "user")), "parts": _parts(m.get("content", ""))}
+            for m in messages
+            if isinstance(m, Mapping)
+        ]
+    if prompt is not None:
+        return [{"role": "user", "parts": _parts(str(prompt))}]
+    return []
+
+
+def output_messages(outputs: Iterable[Any], finish_reasons: list[str]) -> list[dict[str, Any]]:
+    """DSPy LM outputs (strings, or dicts with ``text``/``tool_calls``) as GenAI output messages."""
+    result = []
+    for index, output in enumerate(outputs):
+        parts: list[dict[str, Any]] = []
+        if isinstance(output, Mapping):
+            if output.get("text") is not None:
+                parts.append({"type": "text", "content": str(output["text"])})
+            for call in output.get("tool_calls") or ():
+                parts.append({"type": "tool_call", "name": _tool_call_name(call)})
+        else:
+            parts.append({"type": "text", "content": str(output)})
+        reason = finish_reasons[index] if index < len(finish_reasons) else "stop"
+        result.append({"role": "assistant", "parts": parts, "finish_reason": reason})
+    return result
+
+
+def _tool_call_name(call: Any) -> str:
+    function = call.get("function") if isinstance(call, Mapping) else getattr(call, "function", None)
+    name = function.get("name") if isinstance(function, Mapping) else getattr(function, "name", None)
+    return str(name or "")
+
+
+def to_json(messages: list[dict[str, Any]], limit: int) -> str:
+    """Serialise messages to JSON and cut the result to ``limit`` characters."""
+    return truncate(json.dumps(messages, ensure_ascii=False, default=str), limit)
+
+
+def secret_values(kwargs: Mapping[str, Any]) -> list[str]:
+    """String values of credential-like LM arguments, to scrub from anything recorded."""
+    found: list[str] = []
+    for key, value in kwargs.items():
+        lowered = key.lower()
+        if (lowered.startswith("api_") and lowered not in ("api_base", "api_version")) or any(
+            word in lowered for word in _SECRET_KEYS
+        ):
+            found.extend(_strings(value))
+        elif lowered == "api_base" and isinstance(value, str) and "@" in value:
+            found.append(value.split("://", 1)[-1].split("@", 1)[0])
+    return [v for v in found if len(v) >= 4]
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _strings(v)]
+    return []
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value in ``text`` with ``[REDACTED]``."""
+    for secret in secrets:
+        text = text.replace(secret, "[REDACTED]")
+    return text

@@ -1,0 +1,141 @@
+"""GenAI semantic-convention attributes for one DSPy LM call.
+
+Request attributes are read when the call starts (so head samplers see them);
+response attributes are read from DSPy's call result, which carries usage,
+cost, response model and the cache-hit flag whether or not DSPy keeps history.
+Only whitelisted request parameters are read: credentials never reach a span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from opentelemetry.semconv.attributes import server_attributes as server
+
+CACHE_HIT = "dspy.lm.cache_hit"
+COST = "dspy.lm.cost"
+LM_CLASS = "dspy.lm.class"
+
+_OPERATIONS = {"chat": "chat", "text": "text_completion", "responses": "chat"}
+_PARAMS = {
+    "temperature": gen_ai.GEN_AI_REQUEST_TEMPERATURE,
+    "max_tokens": gen_ai.GEN_AI_REQUEST_MAX_TOKENS,
+    "max_completion_tokens": gen_ai.GEN_AI_REQUEST_MAX_TOKENS,
+    "top_p": gen_ai.GEN_AI_REQUEST_TOP_P,
+    "top_k": gen_ai.GEN_AI_REQUEST_TOP_K,
+    "n": gen_ai.GEN_AI_REQUEST_CHOICE_COUNT,
+    "num_generations": gen_ai.GEN_AI_REQUEST_CHOICE_COUNT,
+    "seed": gen_ai.GEN_AI_REQUEST_SEED,
+    "frequency_penalty": gen_ai.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": gen_ai.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    "stop": gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES,
+    "stream": gen_ai.GEN_AI_REQUEST_STREAM,
+}
+_INPUT_KEYS = ("prompt_tokens", "input_tokens")
+_OUTPUT_KEYS = ("completion_tokens", "output_tokens")
+
+
+def parse_model(model: str) -> tuple[str | None, str]:
+    """Split a DSPy model string into (provider, model): ``openai/gpt-4o-mini`` -> ``("openai", "gpt-4o-mini")``."""
+    provider, sep, name = model.partition("/")
+    return (provider, name) if sep and provider and name else (None, model)
+
+
+def operation_name(lm: Any) -> str:
+    """The GenAI operation for this LM's ``model_type`` (``chat`` unless it is a text-completion model)."""
+    return _OPERATIONS.get(str(getattr(lm, "model_type", "chat")), "chat")
+
+
+def span_name(lm: Any) -> str:
+    """``"{gen_ai.operation.name} {gen_ai.request.model}"``, e.g. ``"chat gpt-4o-mini"``."""
+    return f"{operation_name(lm)} {parse_model(str(getattr(lm, 'model', '')))[1]}"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def request_attributes(lm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes known when the call starts: operation, provider, model, parameters, server."""
+    provider, model = parse_model(str(getattr(lm, "model", "")))
+    attributes: dict[str, Any] = {
+        gen_ai.GEN_AI_OPERATION_NAME: operation_name(lm),
+        gen_ai.GEN_AI_REQUEST_MODEL: model,
+        LM_CLASS: type(lm).__qualname__,
+    }
+    if provider:
+        attributes[gen_ai.GEN_AI_PROVIDER_NAME] = provider
+    merged = {**(getattr(lm, "kwargs", None) or {}), **call_kwargs}
+    for key, attribute in _PARAMS.items():
+        value = _plain(merged.get(key))
+        if value is not None:
+            attributes[attribute] = value
+    base = merged.get("api_base") or merged.get("base_url")
+    if isinstance(base, str) and base:
+        parts = urlsplit(base)
+        if parts.hostname:
+            attributes[server.SERVER_ADDRESS] = parts.hostname
+            port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+            if port:
+                attributes[server.SERVER_PORT] = port
+    return attributes
+
+
+def _first_int(usage: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        value = usage.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _response_meta(result: Any) -> tuple[str | None, list[str]]:
+    """(response id, finish reasons) from native lm15 responses or a provider-shaped raw response."""
+    responses = getattr(result, "responses", None) or ()
+    if responses:
+        reasons = [str(r.finish_reason) for r in responses if getattr(r, "finish_reason", None)]
+        return getattr(responses[0], "id", None), reasons
+    raw = getattr(result, "raw", None)
+    raw_id = raw.get("id") if isinstance(raw, Mapping) else getattr(raw, "id", None)
+    choices = (raw.get("choices") if isinstance(raw, Mapping) else getattr(raw, "choices", None)) or ()
+    reasons = []
+    for choice in choices:
+        reason = choice.get("finish_reason") if isinstance(choice, Mapping) else getattr(choice, "finish_reason", None)
+        if reason:
+            reasons.append(str(reason))
+    return (str(raw_id) if raw_id else None), reasons
+
+
+def result_attributes(result: Any) -> tuple[dict[str, Any], list[str]]:
+    """Attributes from DSPy's call result (usage, cost, response model/id, cache hit) and finish reasons."""
+    attributes: dict[str, Any] = {}
+    cache_hit = bool(getattr(result, "cache_hit", False))
+    attributes[CACHE_HIT] = cache_hit
+    response_id, reasons = _response_meta(result)
+    if response_id:
+        attributes[gen_ai.GEN_AI_RESPONSE_ID] = response_id
+    if reasons:
+        attributes[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    model = getattr(result, "response_model", None)
+    if model:
+        attributes[gen_ai.GEN_AI_RESPONSE_MODEL] = str(model)
+    usage = getattr(result, "usage", None) or {}
+    if not cache_hit and isinstance(usage, Mapping):
+        for keys, attribute in (
+            (_INPUT_KEYS, gen_ai.GEN_AI_USAGE_INPUT_TOKENS),
+            (_OUTPUT_KEYS, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS),
+        ):
+            tokens = _first_int(usage, keys)
+            if tokens is not None:
+                attributes[attribute] = tokens
+    cost = getattr(result, "cost", None)
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool) and not cache_hit:
+        attributes[COST] = float(cost)
+    return attributes, reasons

@@ -1,0 +1,76 @@
+"""Shared fixtures: a local OpenAI-compatible server, a DSPy LM that talks to it, and traced setups."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import dspy_otel
+from dspy_otel._config import TABLE
+from dspy_otel._fake_lm import FakeOpenAIServer
+
+CANARY_KEY = "sk-CANARY-6f1d2c9e8b7a"
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(answer_size=64, slow_seconds=0.2) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees the developer's OTEL_* / DSPY_OTEL_* settings; every test ends un-configured."""
+    for name in list(os.environ):
+        if name.startswith(("OTEL_", "DSPY_OTEL_")):
+            monkeypatch.delenv(name)
+    assert {s.env for s in TABLE}.isdisjoint(os.environ)
+    yield
+    dspy_otel.shutdown()
+
+
+@pytest.fixture
+def lm(fake_server: FakeOpenAIServer) -> Iterator[Any]:
+    """A real ``dspy.LM`` (cache off) pointed at the fake server, set as DSPy's LM for the test."""
+    import dspy
+
+    model = dspy.LM("openai/gpt-4o-mini", api_base=fake_server.base_url, api_key=CANARY_KEY, cache=False)
+    with dspy.context(lm=model):
+        yield model
+
+
+@dataclass
+class Traced:
+    """A ``dspy_otel.configure()`` setup that exports into memory."""
+
+    provider: TracerProvider
+    exporter: InMemorySpanExporter
+
+    def spans(self) -> list[ReadableSpan]:
+        """Every span finished so far (the batch processor is flushed first)."""
+        self.provider.force_flush()
+        return list(self.exporter.get_finished_spans())
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        """The finished spans called ``name``."""
+        return [s for s in self.spans() if s.name == name]
+
+
+@pytest.fixture
+def traced() -> Callable[..., Traced]:
+    """``traced(**overrides)`` configures dspy-otel with an in-memory exporter (shut down after the test)."""
+
+    def make(**overrides: Any) -> Traced:
+        exporter = InMemorySpanExporter()
+        provider = dspy_otel.configure(span_exporter=exporter, **overrides)
+        return Traced(provider, exporter)
+
+    return make
