@@ -20,6 +20,11 @@ from dspy_otel._fake_lm import FakeOpenAIServer
 CANARY_KEY = "sk-CANARY-6f1d2c9e8b7a"
 
 
+def parent_id(span: ReadableSpan) -> int | None:
+    """The span ID of ``span``'s parent, or ``None`` for a root span."""
+    return span.parent.span_id if span.parent is not None else None
+
+
 @pytest.fixture(scope="session")
 def fake_server() -> Iterator[FakeOpenAIServer]:
     with FakeOpenAIServer(answer_size=64, slow_seconds=0.2) as server:
