@@ -283,3 +283,16 @@ def problems(env: Mapping[str, str] | None = None) -> list[str]:
         except ValueError as exc:
             found.append(f"{hit[0]}={hit[1]!r}: {exc}")
     return found
+
+
+def markdown_table() -> str:
+    """The settings table as Markdown, as the README shows it (``dspy-otel config --table``)."""
+
+    def cell(value: Any) -> str:
+        return f"`{str(value).lower() if isinstance(value, bool) else value}`"
+
+    rows = ["| Environment variable | Default | Profile defaults | Meaning |", "| --- | --- | --- | --- |"]
+    for s in TABLE:
+        by_profile = ", ".join(f"{p}: {cell(v)}" for p, v in (s.profiles or {}).items())
+        rows.append(f"| `{s.env}` | {cell(s.default)} | {by_profile} | {s.doc.replace('|', chr(92) + '|')} |")
+    return "\n".join(rows)

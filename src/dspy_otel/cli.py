@@ -1,0 +1,65 @@
+"""The ``dspy-otel`` command.
+
+Commands:
+    ``dspy-otel demo``     run a small DSPy program traced end to end (no API key, no network).
+    ``dspy-otel config``   print every effective setting, its value and where it came from
+                           (``--table``: the Markdown table of all settings).
+    ``dspy-otel check``    exit 1 if any environment setting is invalid, naming what is allowed.
+
+Example:
+    $ DSPY_OTEL_PROFILE=staging dspy-otel config
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dspy_otel._config import TABLE, markdown_table, problems, resolve
+
+
+def _config(args: argparse.Namespace) -> int:
+    if args.table:
+        print(markdown_table())
+        return 0
+    settings = resolve({})
+    width = max(len(s.env) for s in TABLE)
+    print(f"{'setting':<{width}}  {'value':<24}  source")
+    for setting in TABLE:
+        value = getattr(settings, setting.name)
+        print(f"{setting.env:<{width}}  {value!s:<24}  {settings.sources[setting.name]}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    found = problems()
+    for line in found:
+        print(f"invalid: {line}", file=sys.stderr)
+    if not found:
+        print("dspy-otel: every setting is valid")
+    return 1 if found else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dspy_otel.demo import run
+
+    return run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``dspy-otel`` command line; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="dspy-otel", description="OpenTelemetry tracing for DSPy.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="run a DSPy program traced end to end").set_defaults(run=_demo)
+    config = commands.add_parser("config", help="print the effective settings")
+    config.add_argument("--table", action="store_true", help="print the table of every setting as Markdown")
+    config.set_defaults(run=_config)
+    commands.add_parser("check", help="fail on invalid environment settings").set_defaults(run=_check)
+    args = parser.parse_args(argv)
+    status: int = args.run(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
