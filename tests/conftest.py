@@ -25,6 +25,11 @@ def parent_id(span: ReadableSpan) -> int | None:
     return span.parent.span_id if span.parent is not None else None
 
 
+def attr(span: ReadableSpan, key: str) -> Any:
+    """One attribute of ``span`` (``None`` when absent), typed loosely for comparisons in tests."""
+    return (span.attributes or {}).get(key)
+
+
 @pytest.fixture(scope="session")
 def fake_server() -> Iterator[FakeOpenAIServer]:
     with FakeOpenAIServer(answer_size=64, slow_seconds=0.2) as server:
@@ -48,8 +53,10 @@ def lm(fake_server: FakeOpenAIServer) -> Iterator[Any]:
     import dspy
 
     model = dspy.LM("openai/gpt-4o-mini", api_base=fake_server.base_url, api_key=CANARY_KEY, cache=False)
-    with dspy.context(lm=model):
-        yield model
+    # dspy.configure, not dspy.context: a context snapshots every setting, hiding what configure() changes later.
+    dspy.configure(lm=model)
+    yield model
+    dspy.configure(lm=None)
 
 
 @dataclass

@@ -30,12 +30,21 @@ def capture_in_event(mode: str) -> bool:
 
 
 def truncate(text: str, limit: int) -> str:
-    """Cut ``text`` to at most ``limit`` characters, marking how much was cut."""
+    """Cut ``text`` to at most ``limit`` characters, marking how many characters were cut.
+
+    The mark counts exactly the characters dropped; when even the mark does not
+    fit in ``limit``, the cut is marked with a single ``…``.
+    """
     if len(text) <= limit:
         return text
-    cut = len(text) - limit
-    mark = TRUNCATION_MARK.format(cut)
-    return text[: max(0, limit - len(mark))] + mark
+    kept = limit
+    mark = ""
+    while len(mark) != limit - kept:  # the mark's length depends on the count it reports; settles in a few steps
+        kept = limit - len(mark)
+        mark = TRUNCATION_MARK.format(len(text) - kept)
+        if len(mark) > limit:
+            return text[: max(0, limit - 1)] + "…" if limit > 0 else ""
+    return text[:kept] + mark
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ class _Frame:
     started_ns: int = 0
     attributes: dict[str, Any] = field(default_factory=dict)
     finish_reasons: list[str] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
 
 
 _STACK: ContextVar[tuple[_Frame, ...]] = ContextVar("dspy_otel_frames", default=())
@@ -126,10 +127,10 @@ class SpanHooks(BaseCallback):  # type: ignore[misc]  # dspy ships no type infor
         self._open_span(call_id, name, SpanKind.INTERNAL, {MODULE_CLASS: type(instance).__qualname__})
 
     def on_module_end(self, call_id: str, outputs: Any | None, exception: Exception | None = None) -> None:
-        """Close the module's span, recording an exception as ERROR."""
+        """Close the module's span, recording an exception as ERROR (scrubbed of the credentials of LMs under it)."""
         frame = self._close(call_id)
         if frame is not None:
-            self._finish(frame, exception)
+            self._finish(frame, exception, sorted(frame.secrets, key=len, reverse=True))
 
     on_evaluate_start = on_module_start
     on_evaluate_end = on_module_end
@@ -179,6 +180,8 @@ class SpanHooks(BaseCallback):  # type: ignore[misc]  # dspy ships no type infor
         try:
             secrets = _content.secret_values(getattr(frame.lm, "kwargs", None) or {})
             secrets += _content.secret_values(frame.inputs.get("kwargs") or {})
+            for outer in _STACK.get():  # an LM error re-raised through modules must be scrubbed there too
+                outer.secrets.update(secrets)
             self._record_content(frame, outputs, exception, secrets)
         except Exception as exc:
             log_failure_once("recording LM content", exc)

@@ -11,6 +11,10 @@
 3. ``dspy.clients.execution.finalize`` is observed: it receives every
    ``BaseLM`` call's result (usage, cost, response model, cache hit) whether or
    not DSPy keeps history, and the hooks copy those onto the LM span.
+4. ``ParallelExecutor.execute`` (behind ``dspy.Parallel`` and ``dspy.Evaluate``)
+   carries the caller's OpenTelemetry context into its worker threads, so work
+   started under a span that is not a DSPy call (a web request, a user span)
+   stays in that trace. DSPy's ``ACTIVE_CALL_ID`` covers only DSPy callers.
 """
 
 from __future__ import annotations
@@ -67,6 +71,25 @@ def _observe_finalize(original: Callable[..., Any], hooks: SpanHooks) -> Callabl
     return finalize
 
 
+def _carry_context(original: Callable[..., Any]) -> Callable[..., Any]:
+    from opentelemetry import context as otel_context
+
+    @functools.wraps(original)
+    def execute(self: Any, function: Callable[..., Any], data: Any) -> Any:
+        caller = otel_context.get_current()
+
+        def in_caller_context(item: Any) -> Any:
+            token = otel_context.attach(caller)
+            try:
+                return function(item)
+            finally:
+                otel_context.detach(token)
+
+        return original(self, in_caller_context, data)
+
+    return execute
+
+
 def install(hooks: SpanHooks) -> Callable[[], None]:
     """Hook DSPy; return the function that restores every patched attribute exactly."""
     import importlib
@@ -86,6 +109,12 @@ def install(hooks: SpanHooks) -> Callable[[], None]:
         execution.finalize = _observe_finalize(execution.finalize, hooks)  # type: ignore[attr-defined]
     except (ImportError, AttributeError) as exc:
         log_failure_once("finding DSPy's call result (usage and cache hits will be missing)", exc)
+    try:
+        executor = importlib.import_module("dspy.utils.parallelizer").ParallelExecutor
+        restore.append((executor, "execute", executor.__dict__["execute"]))
+        executor.execute = _carry_context(executor.__dict__["execute"])
+    except (ImportError, AttributeError, KeyError) as exc:
+        log_failure_once("finding DSPy's parallel executor (user spans will not reach its workers)", exc)
 
     def uninstall() -> None:
         for owner, name, original in reversed(restore):

@@ -1,0 +1,69 @@
+"""The dspy-otel command: config, check and the demo (in a subprocess, as a newcomer runs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dspy_otel.cli import main
+
+
+def test_config_prints_values_and_sources(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSPY_OTEL_PROFILE", "staging")
+    monkeypatch.setenv("DSPY_OTEL_WINDOW", "9")
+    assert main(["config"]) == 0
+    lines = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["DSPY_OTEL_PROFILE"] == ["staging", "env", "DSPY_OTEL_PROFILE"]
+    assert lines["DSPY_OTEL_WINDOW"] == ["9", "env", "DSPY_OTEL_WINDOW"]
+    assert lines["OTEL_TRACES_SAMPLER_ARG"] == ["0.25", "profile", "staging"]
+    assert lines["DSPY_OTEL_CONTENT_MAX_LENGTH"] == ["16384", "default"]
+
+
+def test_check_fails_on_bad_values(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["check"]) == 0
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaeger")
+    assert main(["check"]) == 1
+    assert "OTEL_TRACES_EXPORTER='jaeger': allowed: otlp, console, none" in capsys.readouterr().err
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_demo_falls_back_to_a_file_and_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DSPY_OTEL_"))}
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
+    done = subprocess.run(
+        [sys.executable, "-m", "dspy_otel.cli", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "no collector at 127.0.0.1" in done.stdout
+    assert "falling back to OTLP-JSON" in done.stdout
+    assert "execute_tool _weather" in done.stdout
+    assert "ERROR" in done.stdout
+    lines = (tmp_path / "dspy-otel-demo-traces.jsonl").read_text().splitlines()
+    spans = [
+        span
+        for line in lines
+        for resource in json.loads(line)["resourceSpans"]
+        for scope in resource["scopeSpans"]
+        for span in scope["spans"]
+    ]
+    names = {s["name"] for s in spans}
+    assert {"ChainOfThought", "ReAct", "Predict", "chat gpt-4o-mini", "execute_tool _weather"} <= names
+    assert all(len(s["traceId"]) == 32 and len(s["spanId"]) == 16 for s in spans)
+    assert any(s.get("status", {}).get("code") == "STATUS_CODE_ERROR" for s in spans)

@@ -1,0 +1,136 @@
+"""Issue 3: with retention off nothing stays in process, and DSPy's optimizers keep working."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+
+from conftest import Traced, attr, parent_id
+from dspy_otel.retention import DiscardingTrace
+
+
+def _run_many(n: int) -> Any:
+    import dspy
+
+    program = dspy.ChainOfThought("question -> answer")
+    for i in range(n):
+        program(question=f"question {i}")
+    dspy.Parallel(num_threads=4, disable_progress_bar=True)([(program, {"question": f"p{i}"}) for i in range(8)])
+    return program
+
+
+def _retained(lm: Any, program: Any) -> dict[str, int]:
+    import dspy
+    from dspy.clients.base_lm import GLOBAL_HISTORY
+
+    return {
+        "GLOBAL_HISTORY": len(GLOBAL_HISTORY),
+        "lm.history": len(lm.history),
+        "module.history": len(program.history) + len(program.predict.history),
+        "settings.trace": len(dspy.settings.trace),
+    }
+
+
+def test_production_keeps_nothing_and_spans_keep_usage(traced: Callable[..., Traced], lm: Any) -> None:
+    from dspy.clients.base_lm import GLOBAL_HISTORY
+
+    GLOBAL_HISTORY.clear()
+    t = traced(profile="production")
+    program = _run_many(40)
+    assert _retained(lm, program) == dict.fromkeys(_retained(lm, program), 0)
+    llm_spans = t.named("chat gpt-4o-mini")
+    assert len(llm_spans) == 48
+    assert all(attr(s, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS) > 0 for s in llm_spans)
+    assert all(attr(s, "dspy.lm.cost") > 0 for s in llm_spans)
+
+
+def test_dspy_otel_itself_holds_no_per_call_state(traced: Callable[..., Traced], lm: Any) -> None:
+    import gc
+
+    from dspy_otel.instrumentation import _hooks
+
+    t = traced(profile="production")
+    _run_many(10)
+    t.provider.force_flush()
+    gc.collect()
+    (hooks,) = [c for c in __import__("dspy").settings.callbacks if isinstance(c, _hooks.SpanHooks)]
+    assert len(hooks._open) == 0
+    assert _hooks._STACK.get() == ()
+
+
+def test_development_keeps_dspy_history(traced: Callable[..., Traced], lm: Any) -> None:
+    traced(profile="development")
+    program = _run_many(3)
+    assert len(lm.history) == 11
+    assert len(program.predict.history) == 11
+
+
+def test_history_setting_overrides_the_profile(traced: Callable[..., Traced], lm: Any) -> None:
+    traced(profile="development", dspy_history="off")
+    program = _run_many(3)
+    assert _retained(lm, program)["lm.history"] == 0
+
+
+def test_shutdown_restores_dspy_retention(traced: Callable[..., Traced], lm: Any) -> None:
+    import dspy
+
+    import dspy_otel
+
+    before = (dspy.settings.disable_history, dspy.settings.trace)
+    traced(profile="production")
+    assert dspy.settings.disable_history is True
+    assert isinstance(dspy.settings.trace, DiscardingTrace)
+    dspy_otel.shutdown()
+    assert dspy.settings.disable_history is before[0]
+    assert dspy.settings.trace is before[1]
+
+
+def test_discarding_trace_stays_empty() -> None:
+    trace = DiscardingTrace()
+    trace.append(1)
+    trace.extend([2, 3])
+    trace.insert(0, 4)
+    trace += [5]
+    assert list(trace) == []
+    assert len(trace) == 0
+
+
+def test_bootstrap_fewshot_still_finds_demos(traced: Callable[..., Traced], lm: Any) -> None:
+    import dspy
+
+    traced(profile="production")
+    trainset = [dspy.Example(question=f"q{i}", answer="42").with_inputs("question") for i in range(4)]
+    optimizer = dspy.BootstrapFewShot(
+        metric=lambda example, prediction, trace=None: prediction.answer.startswith("42"),
+        max_bootstrapped_demos=2,
+        max_labeled_demos=0,
+    )
+    compiled = optimizer.compile(dspy.ChainOfThought("question -> answer"), trainset=trainset)
+    assert len(compiled.predict.demos) == 2
+    assert len(lm.history) == 0
+
+
+def test_best_of_n_works_with_retention_off(traced: Callable[..., Traced], lm: Any) -> None:
+    import dspy
+
+    traced(profile="production")
+    best = dspy.BestOfN(dspy.Predict("question -> answer"), N=2, reward_fn=lambda args, pred: 1.0, threshold=1.0)
+    assert best(question="q").answer.startswith("42")
+    assert len(dspy.settings.trace) == 0
+
+
+def test_evaluate_works_and_parents_each_example(traced: Callable[..., Traced], lm: Any) -> None:
+    import dspy
+
+    t = traced(profile="production")
+    devset = [dspy.Example(question=f"q{i}", answer="42").with_inputs("question") for i in range(6)]
+    evaluate = dspy.Evaluate(devset=devset, num_threads=3, display_progress=False)
+    result = evaluate(dspy.Predict("question -> answer"), metric=lambda e, p, trace=None: p.answer.startswith("42"))
+    assert result.score == 100.0
+    (root,) = t.named("Evaluate")
+    predicts = t.named("Predict")
+    assert len(predicts) == 6
+    assert {parent_id(p) for p in predicts} == {root.context.span_id}
+    assert {p.context.trace_id for p in predicts} == {root.context.trace_id}
