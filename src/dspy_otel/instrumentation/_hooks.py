@@ -1,10 +1,10 @@
-"""DSPy callback hooks that open and close spans for modules, LM calls, tools and evaluations.
+"""Span lifecycles for DSPy modules, LM calls, tools and evaluations.
 
-Per-call state lives in a ``ContextVar`` stack of frames, so nothing outlives
-the call, whatever path it ends on. DSPy's own worker threads (``Parallel``,
-``Evaluate``) do not carry the OpenTelemetry context but do carry DSPy's
-``ACTIVE_CALL_ID``; a weak-valued map from call id to open span lets a call in
-a worker find its parent (entries vanish with the span, so it cannot leak).
+:class:`SpanHooks` is called by the class-level wrappers in ``_patches``: each
+``start_*`` opens a span and makes it current, each ``end`` closes it. The
+handle passed between them is a local of the wrapper, so no per-call state
+outlives the call on any path. The one piece of shared state, the LM call in
+progress (read when DSPy hands over the call result), is a ``ContextVar``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-import weakref
-from contextvars import ContextVar
+from collections.abc import Iterable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dspy.utils.callback import BaseCallback
-from dspy.utils.callback_context import ACTIVE_CALL_ID
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
@@ -32,26 +30,24 @@ from dspy_otel.instrumentation import _content, _lm
 logger = logging.getLogger("dspy_otel")
 
 MODULE_CLASS = "dspy.module.class"
-CALL_ID = "dspy.call_id"
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 
 
 @dataclass
-class _Frame:
-    """One open DSPy call: its span, the context token to detach, and LM-call details."""
+class Handle:
+    """An open span, the context token to restore, and for LM calls what the end needs."""
 
-    call_id: str
     span: Span
     token: object
     lm: Any = None
     inputs: dict[str, Any] = field(default_factory=dict)
+    lm_token: Token[Handle | None] | None = None
     started_ns: int = 0
     attributes: dict[str, Any] = field(default_factory=dict)
     finish_reasons: list[str] = field(default_factory=list)
-    secrets: set[str] = field(default_factory=set)
 
 
-_STACK: ContextVar[tuple[_Frame, ...]] = ContextVar("dspy_otel_frames", default=())
+_LM_CALL: ContextVar[Handle | None] = ContextVar("dspy_otel_lm_call", default=None)
 _failures_logged: set[str] = set()
 
 
@@ -60,13 +56,11 @@ def log_failure_once(where: str, exc: BaseException) -> None:
     key = f"{where}:{type(exc).__name__}"
     if key not in _failures_logged:
         _failures_logged.add(key)
-        logger.warning(
-            "dspy-otel: %s failed (%s: %s); the span is kept, the app goes on", where, type(exc).__name__, exc
-        )
+        logger.warning("dspy-otel: %s failed (%s: %s); the app goes on", where, type(exc).__name__, exc)
 
 
-class SpanHooks(BaseCallback):  # type: ignore[misc]  # dspy ships no type information
-    """A DSPy callback that turns module, LM, tool and evaluation calls into spans.
+class SpanHooks:
+    """Turns DSPy module, LM, tool and evaluation calls into spans.
 
     Args:
         tracer: The tracer spans are created with.
@@ -80,158 +74,110 @@ class SpanHooks(BaseCallback):  # type: ignore[misc]  # dspy ships no type infor
         self._in_event = _content.capture_in_event(capture_content)
         self._capture = self._on_span or self._in_event
         self._max = content_max_length
-        self._open: weakref.WeakValueDictionary[str, Span] = weakref.WeakValueDictionary()
+        self._secrets: set[str] = set()  # credential values of traced LMs, scrubbed from every error
 
-    # -- span plumbing ---------------------------------------------------------------------------
+    def _open(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> Handle:
+        span = self._tracer.start_span(name, kind=kind, attributes=attributes)
+        return Handle(span, otel_context.attach(trace.set_span_in_context(span)))
 
-    def _parent_context(self) -> otel_context.Context | None:
-        """``None`` (use the current context), or the span of DSPy's active call when this thread lost it."""
-        if trace.get_current_span().get_span_context().is_valid:
-            return None
-        active = ACTIVE_CALL_ID.get()
-        parent = self._open.get(active) if active is not None else None
-        return trace.set_span_in_context(parent) if parent is not None else None
+    def start_module(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle:
+        """Open an INTERNAL span named after the module's class (``Evaluate`` for evaluations)."""
+        cls = type(instance)
+        return self._open(cls.__name__, SpanKind.INTERNAL, {MODULE_CLASS: cls.__qualname__})
 
-    def _open_span(self, call_id: str, name: str, kind: SpanKind, attributes: dict[str, Any]) -> _Frame:
-        parent = self._parent_context()
-        span = self._tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
-        frame = _Frame(call_id, span, token)
-        _STACK.set((*_STACK.get(), frame))
-        if kind is not SpanKind.CLIENT:
-            self._open[call_id] = span
-        return frame
-
-    def _close(self, call_id: str) -> _Frame | None:
-        stack = _STACK.get()
-        for index in range(len(stack) - 1, -1, -1):
-            if stack[index].call_id == call_id:
-                frame = stack[index]
-                _STACK.set(stack[:index])
-                return frame
-        return None
-
-    def _finish(self, frame: _Frame, exception: BaseException | None, secrets: list[str] | None = None) -> None:
-        try:
-            if exception is not None:
-                _record_error(frame.span, exception, secrets or [])
-        finally:
-            frame.span.end()
-            otel_context.detach(frame.token)  # type: ignore[arg-type]
-
-    # -- modules, tools, evaluate ----------------------------------------------------------------
-
-    def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        """Open an INTERNAL span named after the module's class."""
-        name = type(instance).__name__
-        self._open_span(call_id, name, SpanKind.INTERNAL, {MODULE_CLASS: type(instance).__qualname__})
-
-    def on_module_end(self, call_id: str, outputs: Any | None, exception: Exception | None = None) -> None:
-        """Close the module's span, recording an exception as ERROR (scrubbed of the credentials of LMs under it)."""
-        frame = self._close(call_id)
-        if frame is not None:
-            self._finish(frame, exception, sorted(frame.secrets, key=len, reverse=True))
-
-    on_evaluate_start = on_module_start
-    on_evaluate_end = on_module_end
-
-    def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+    def start_tool(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle:
         """Open an ``execute_tool {name}`` span."""
         name = str(getattr(instance, "name", None) or type(instance).__name__)
-        self._open_span(
-            call_id,
-            f"execute_tool {name}",
-            SpanKind.INTERNAL,
-            {gen_ai.GEN_AI_OPERATION_NAME: "execute_tool", gen_ai.GEN_AI_TOOL_NAME: name},
-        )
+        attributes = {gen_ai.GEN_AI_OPERATION_NAME: "execute_tool", gen_ai.GEN_AI_TOOL_NAME: name}
+        return self._open(f"execute_tool {name}", SpanKind.INTERNAL, attributes)
 
-    on_tool_end = on_module_end
-
-    # -- LM calls ---------------------------------------------------------------------------------
-
-    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+    def start_lm(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle:
         """Open the CLIENT span with the request attributes, before the request is sent."""
+        call_kwargs = {k: v for k, v in kwargs.items() if k not in ("prompt", "messages")}
         try:
-            attributes = _lm.request_attributes(instance, inputs.get("kwargs") or {})
+            attributes = _lm.request_attributes(instance, call_kwargs)
         except Exception as exc:
             log_failure_once("reading LM request attributes", exc)
             attributes = {}
-        frame = self._open_span(call_id, _lm.span_name(instance), SpanKind.CLIENT, attributes)
-        frame.lm, frame.inputs, frame.started_ns = instance, inputs, time.perf_counter_ns()
+        handle = self._open(_lm.span_name(instance), SpanKind.CLIENT, attributes)
+        handle.lm, handle.started_ns = instance, time.perf_counter_ns()
+        prompt = args[0] if args else kwargs.get("prompt")
+        handle.inputs = {"prompt": prompt, "messages": kwargs.get("messages"), "kwargs": call_kwargs}
+        handle.lm_token = _LM_CALL.set(handle)
+        return handle
 
     def on_lm_result(self, result: Any) -> None:
-        """Put usage, cost, response model and cache hit of the innermost LM call onto its span."""
-        stack = _STACK.get()
-        if not stack or stack[-1].lm is None:
+        """Put usage, cost, response model and cache hit of the LM call in progress onto its span."""
+        handle = _LM_CALL.get()
+        if handle is None:
             return
-        frame = stack[-1]
         try:
-            frame.attributes, frame.finish_reasons = _lm.result_attributes(result)
-            frame.span.set_attributes(frame.attributes)
+            handle.attributes, handle.finish_reasons = _lm.result_attributes(result)
+            handle.span.set_attributes(handle.attributes)
         except Exception as exc:
             log_failure_once("reading LM usage", exc)
 
-    def on_lm_end(self, call_id: str, outputs: Any | None, exception: Exception | None = None) -> None:
-        """Record content (when captured) and the window record, then end the span."""
-        frame = self._close(call_id)
-        if frame is None:
-            return
-        secrets: list[str] = []
+    def end(self, handle: Handle, outputs: Any, exception: BaseException | None) -> None:
+        """Record the outcome (content and window record for LM calls), end the span, restore the context."""
         try:
-            secrets = _content.secret_values(getattr(frame.lm, "kwargs", None) or {})
-            secrets += _content.secret_values(frame.inputs.get("kwargs") or {})
-            for outer in _STACK.get():  # an LM error re-raised through modules must be scrubbed there too
-                outer.secrets.update(secrets)
-            self._record_content(frame, outputs, exception, secrets)
+            if handle.lm_token is not None:
+                _LM_CALL.reset(handle.lm_token)
+                if exception is not None or self._capture or current_window() is not None:
+                    self._secrets.update(_content.secret_values(getattr(handle.lm, "kwargs", None) or {}))
+                    self._secrets.update(_content.secret_values(handle.inputs["kwargs"]))
+                    self._record_content(handle, outputs, exception, self._secrets)
         except Exception as exc:
             log_failure_once("recording LM content", exc)
         finally:
-            self._finish(frame, exception, secrets)
+            if exception is not None:
+                _record_error(handle.span, exception, self._secrets)
+            handle.span.end()
+            otel_context.detach(handle.token)  # type: ignore[arg-type]
 
-    def _record_content(self, frame: _Frame, outputs: Any, exception: BaseException | None, secrets: list[str]) -> None:
+    def _record_content(
+        self, handle: Handle, outputs: Any, exception: BaseException | None, secrets: Iterable[str]
+    ) -> None:
         window = current_window()
-        recording = frame.span.is_recording()
-        if not (window is not None or (self._capture and recording)):
+        recording = handle.span.is_recording()
+        if window is None and not (self._capture and recording):
             return
         messages = outputs_json = None
         if self._capture:
-            messages = _content.input_messages(frame.inputs.get("prompt"), frame.inputs.get("messages"))
+            messages = _content.input_messages(handle.inputs["prompt"], handle.inputs["messages"])
             if outputs is not None:
-                outputs_json = _content.output_messages(outputs, frame.finish_reasons)
+                outputs_json = _content.output_messages(outputs, handle.finish_reasons)
         if self._capture and recording:
-            details: dict[str, str] = {}
-            details[gen_ai.GEN_AI_INPUT_MESSAGES] = _content.scrub(_content.to_json(messages or [], self._max), secrets)
+            details = {gen_ai.GEN_AI_INPUT_MESSAGES: _content.to_json(messages or [], self._max)}
             if outputs_json is not None:
-                details[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _content.scrub(
-                    _content.to_json(outputs_json, self._max), secrets
-                )
+                details[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _content.to_json(outputs_json, self._max)
+            details = {key: _content.scrub(value, secrets) for key, value in details.items()}
             if self._on_span:
-                frame.span.set_attributes(details)
+                handle.span.set_attributes(details)
             if self._in_event:
-                frame.span.add_event(_DETAILS_EVENT, details)
+                handle.span.add_event(_DETAILS_EVENT, details)
         if window is not None:
-            window.add(_call_record(frame, messages, outputs if self._capture else None, exception, secrets))
+            window.add(_call_record(handle, messages, outputs if self._capture else None, exception, secrets))
 
 
 def _call_record(
-    frame: _Frame, messages: Any, outputs: Any, exception: BaseException | None, secrets: list[str]
+    handle: Handle, messages: Any, outputs: Any, exception: BaseException | None, secrets: Iterable[str]
 ) -> CallRecord:
-    attrs = frame.attributes
+    attrs = handle.attributes
     return CallRecord(
         timestamp=datetime.now(),
-        model=str(getattr(frame.lm, "model", "")),
+        model=str(getattr(handle.lm, "model", "")),
         messages=messages,
         outputs=list(outputs) if outputs is not None else None,
         input_tokens=attrs.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS),
         output_tokens=attrs.get(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS),
-        latency_ms=(time.perf_counter_ns() - frame.started_ns) / 1e6,
+        latency_ms=(time.perf_counter_ns() - handle.started_ns) / 1e6,
         cache_hit=bool(attrs.get(_lm.CACHE_HIT, False)),
         error=_content.scrub(f"{type(exception).__name__}: {exception}", secrets) if exception else None,
-        trace_id=format(frame.span.get_span_context().trace_id, "032x"),
+        trace_id=format(handle.span.get_span_context().trace_id, "032x"),
     )
 
 
-def _record_error(span: Span, exception: BaseException, secrets: list[str]) -> None:
+def _record_error(span: Span, exception: BaseException, secrets: Iterable[str]) -> None:
     """ERROR status, ``error.type`` and an ``exception`` event, with credentials scrubbed."""
     message = _content.scrub(str(exception), secrets)
     error_type = type(exception).__qualname__

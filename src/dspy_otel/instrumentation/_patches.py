@@ -1,65 +1,80 @@
 """The few places dspy-otel hooks into DSPy, each undone exactly by ``uninstrument()``.
 
-1. The span hooks are added to DSPy's global callbacks.
-2. The class-level entry points DSPy wraps with ``@with_callbacks``
-   (``BaseLM.__call__``/``acall``, ``Module.__call__``/``acall``,
-   ``Tool.__call__``/``acall``, ``Evaluate.__call__``) get a thin guard that
-   re-adds the hooks when the app has replaced the callbacks
-   (``dspy.configure(callbacks=[...])`` or ``dspy.context(callbacks=[...])``).
-   Patching classes, not instances, keeps ``copy.deepcopy`` of LMs and programs
-   (which optimizers do) traced with nothing to copy.
-3. ``dspy.clients.execution.finalize`` is observed: it receives every
+1. The class-level entry points of DSPy calls (``BaseLM.__call__``/``acall``,
+   ``Module.__call__``/``acall``, ``Tool.__call__``/``acall``,
+   ``Evaluate.__call__``) are wrapped to open and close spans. Wrapping classes,
+   not instances, keeps ``copy.deepcopy`` of LMs and programs (which optimizers
+   do) traced with nothing to copy, and it does not depend on
+   ``dspy.settings.callbacks``, which the app may replace at any time. It also
+   skips DSPy's callback dispatch (``inspect.getcallargs`` on every module,
+   adapter and LM call), which is what makes it cheaper than a callback.
+2. ``dspy.clients.execution.finalize`` is observed: it receives every
    ``BaseLM`` call's result (usage, cost, response model, cache hit) whether or
    not DSPy keeps history, and the hooks copy those onto the LM span.
-4. ``ParallelExecutor.execute`` (behind ``dspy.Parallel`` and ``dspy.Evaluate``)
-   carries the caller's OpenTelemetry context into its worker threads, so work
-   started under a span that is not a DSPy call (a web request, a user span)
-   stays in that trace. DSPy's ``ACTIVE_CALL_ID`` covers only DSPy callers.
+3. ``ParallelExecutor.execute`` (behind ``dspy.Parallel`` and ``dspy.Evaluate``)
+   carries the caller's OpenTelemetry context into its worker threads, as DSPy
+   already does for its own active call id, so one run stays one trace.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
-from dspy_otel.instrumentation._hooks import SpanHooks, log_failure_once
-from dspy_otel.retention import dspy_defaults
+from opentelemetry import context as otel_context
 
-_ENTRY_POINTS = (
-    ("dspy.clients.base_lm", "BaseLM", ("__call__", "acall")),
-    ("dspy.primitives.module", "Module", ("__call__", "acall")),
-    ("dspy.adapters.types.tool", "Tool", ("__call__", "acall")),
-    ("dspy.evaluate.evaluate", "Evaluate", ("__call__",)),
-)
+from dspy_otel.instrumentation._hooks import Handle, SpanHooks, log_failure_once
+
+Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], Handle]
 
 
-def _guard(method: Callable[..., Any], hooks: SpanHooks) -> Callable[..., Any]:
-    """Wrap a ``@with_callbacks`` method so the hooks are among the active callbacks."""
-    from dspy.dsp.utils.settings import settings
+def _traced(method: Callable[..., Any], start: Start, hooks: SpanHooks) -> Callable[..., Any]:
+    """Wrap ``method`` so each call runs inside a span opened by ``start`` and closed by ``hooks.end``."""
+
+    def begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
+        try:
+            return start(instance, args, kwargs)
+        except Exception as exc:
+            log_failure_once("opening a span", exc)
+            return None
+
+    def finish(handle: Handle | None, outputs: Any, exception: BaseException | None) -> None:
+        if handle is not None:
+            try:
+                hooks.end(handle, outputs, exception)
+            except Exception as exc:
+                log_failure_once("closing a span", exc)
 
     if inspect.iscoroutinefunction(method):
 
         @functools.wraps(method)
-        async def guarded_async(self: Any, *args: Any, **kwargs: Any) -> Any:
-            callbacks = settings.get("callbacks") or []
-            if hooks in callbacks:
-                return await method(self, *args, **kwargs)
-            with settings.context(callbacks=[*callbacks, hooks]):
-                return await method(self, *args, **kwargs)
+        async def traced_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            handle = begin(self, args, kwargs)
+            try:
+                result = await method(self, *args, **kwargs)
+            except BaseException as exc:
+                finish(handle, None, exc)
+                raise
+            finish(handle, result, None)
+            return result
 
-        return guarded_async
+        return traced_async
 
     @functools.wraps(method)
-    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
-        callbacks = settings.get("callbacks") or []
-        if hooks in callbacks:
-            return method(self, *args, **kwargs)
-        with settings.context(callbacks=[*callbacks, hooks]):
-            return method(self, *args, **kwargs)
+    def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        handle = begin(self, args, kwargs)
+        try:
+            result = method(self, *args, **kwargs)
+        except BaseException as exc:
+            finish(handle, None, exc)
+            raise
+        finish(handle, result, None)
+        return result
 
-    return guarded
+    return traced
 
 
 def _observe_finalize(original: Callable[..., Any], hooks: SpanHooks) -> Callable[..., Any]:
@@ -72,53 +87,56 @@ def _observe_finalize(original: Callable[..., Any], hooks: SpanHooks) -> Callabl
 
 
 def _carry_context(original: Callable[..., Any]) -> Callable[..., Any]:
-    from opentelemetry import context as otel_context
-
     @functools.wraps(original)
-    def execute(self: Any, function: Callable[..., Any], data: Any) -> Any:
-        caller = otel_context.get_current()
+    def execute(self: Any, function: Callable[[Any], Any], data: Any) -> Any:
+        parent = otel_context.get_current()
 
-        def in_caller_context(item: Any) -> Any:
-            token = otel_context.attach(caller)
+        @functools.wraps(function)
+        def in_parent_context(item: Any) -> Any:
+            token = otel_context.attach(parent)
             try:
                 return function(item)
             finally:
                 otel_context.detach(token)
 
-        return original(self, in_caller_context, data)
+        return original(self, in_parent_context, data)
 
     return execute
 
 
 def install(hooks: SpanHooks) -> Callable[[], None]:
     """Hook DSPy; return the function that restores every patched attribute exactly."""
-    import importlib
-
+    targets: list[tuple[str, str, str, Callable[[Any], Callable[..., Any]]]] = [
+        ("dspy.clients.base_lm", "BaseLM", name, lambda m: _traced(m, hooks.start_lm, hooks))
+        for name in ("__call__", "acall")
+    ]
+    targets += [
+        ("dspy.primitives.module", "Module", name, lambda m: _traced(m, hooks.start_module, hooks))
+        for name in ("__call__", "acall")
+    ]
+    targets += [
+        ("dspy.adapters.types.tool", "Tool", name, lambda m: _traced(m, hooks.start_tool, hooks))
+        for name in ("__call__", "acall")
+    ]
+    targets += [
+        ("dspy.evaluate.evaluate", "Evaluate", "__call__", lambda m: _traced(m, hooks.start_module, hooks)),
+        ("dspy.utils.parallelizer", "ParallelExecutor", "execute", _carry_context),
+        ("dspy.clients.execution", "", "finalize", lambda m: _observe_finalize(m, hooks)),
+    ]
     restore: list[tuple[Any, str, Any]] = []
-    config = dspy_defaults()
-    config["callbacks"] = [*(config.get("callbacks") or []), hooks]
-    for module_name, class_name, methods in _ENTRY_POINTS:
-        cls = getattr(importlib.import_module(module_name), class_name)
-        for name in methods:
-            original = cls.__dict__[name]
-            restore.append((cls, name, original))
-            setattr(cls, name, _guard(original, hooks))
-    try:
-        execution = importlib.import_module("dspy.clients.execution")
-        restore.append((execution, "finalize", execution.finalize))
-        execution.finalize = _observe_finalize(execution.finalize, hooks)  # type: ignore[attr-defined]
-    except (ImportError, AttributeError) as exc:
-        log_failure_once("finding DSPy's call result (usage and cache hits will be missing)", exc)
-    try:
-        executor = importlib.import_module("dspy.utils.parallelizer").ParallelExecutor
-        restore.append((executor, "execute", executor.__dict__["execute"]))
-        executor.execute = _carry_context(executor.__dict__["execute"])
-    except (ImportError, AttributeError, KeyError) as exc:
-        log_failure_once("finding DSPy's parallel executor (user spans will not reach its workers)", exc)
+    for module_name, class_name, name, wrap in targets:
+        try:
+            module = importlib.import_module(module_name)
+            owner = getattr(module, class_name) if class_name else module
+            original = owner.__dict__[name]
+        except (ImportError, AttributeError, KeyError) as exc:
+            log_failure_once(f"finding {module_name}.{class_name or name} in this DSPy version", exc)
+            continue
+        restore.append((owner, name, original))
+        setattr(owner, name, wrap(original))
 
     def uninstall() -> None:
         for owner, name, original in reversed(restore):
             setattr(owner, name, original)
-        config["callbacks"] = [c for c in config.get("callbacks") or [] if c is not hooks]
 
     return uninstall
