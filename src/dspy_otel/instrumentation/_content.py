@@ -38,13 +38,13 @@ def truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     kept = limit
-    mark = ""
-    while len(mark) != limit - kept:  # the mark's length depends on the count it reports; settles in a few steps
-        kept = limit - len(mark)
+    while True:  # the mark's length depends on the count it reports: shrink ``kept`` until both fit exactly
         mark = TRUNCATION_MARK.format(len(text) - kept)
         if len(mark) > limit:
-            return text[: max(0, limit - 1)] + "…" if limit > 0 else ""
-    return text[:kept] + mark
+            return text[: limit - 1] + "…" if limit > 0 else ""
+        if kept + len(mark) == limit:
+            return text[:kept] + mark
+        kept = limit - len(mark)
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
