@@ -1,0 +1,306 @@
+"""Memory and overhead of tracing DSPy: dspy-otel side by side with DSPy alone and two peers.
+
+One command (standard library only; any Python 3.10+ can run it)::
+
+    python benchmarks/run.py                 # quick: 2,000 calls per process
+    python benchmarks/run.py --calls 20000   # the README numbers
+
+Each configuration (see ``_configs.py``) runs in its own process, in rounds
+that alternate the configurations (the order rotates every round); the table
+gives medians over the rounds. After the timing rounds, one more process per
+configuration measures tracemalloc growth (tracemalloc slows calls, so it is
+kept out of the timing rounds). The peers run in their own venv,
+``benchmarks/.venv-peers``, created and filled from ``requirements-peers.txt``
+on first use; the other configurations run with the project interpreter
+(``.venv/bin/python`` when it exists) and ``src/`` on the path. A fake
+OpenAI-compatible server runs in one more process for the whole run.
+
+The table is printed (markdown) and written to ``--output``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from _configs import BASELINE, BY_NAME, CONFIGS, BenchConfig
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PEERS_VENV = BENCH / ".venv-peers"
+PEERS_REQUIREMENTS = BENCH / "requirements-peers.txt"
+ANSWER_SIZE = 2048
+SECOND_REFERENCE = "no-history"
+MIB = 1024 * 1024
+
+
+@dataclass
+class Measurements:
+    """What the worker processes reported for one configuration."""
+
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    traced: dict[str, Any] | None = None
+    error: str = ""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def ensure_peers_venv(base_python: str) -> Path:
+    """Create the peers venv and install the pinned requirements when they changed."""
+    python = venv_python(PEERS_VENV)
+    marker = PEERS_VENV / "requirements.sha256"
+    wanted = hashlib.sha256(PEERS_REQUIREMENTS.read_bytes()).hexdigest()
+    if python.exists() and marker.exists() and marker.read_text().strip() == wanted:
+        return python
+    log(f"installing the peers into {PEERS_VENV.relative_to(ROOT)} (once) ...")
+    if not python.exists():
+        subprocess.run([base_python, "-m", "venv", str(PEERS_VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(PEERS_REQUIREMENTS)], check=True)
+    marker.write_text(wanted + "\n")
+    return python
+
+
+def worker_env(config: BenchConfig) -> dict[str, str]:
+    """The environment of a worker: no inherited OTEL_*/DSPY_OTEL_* settings, local cost map."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DSPY_OTEL_"))}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    env.pop("PYTHONPATH", None)
+    if config.venv == "project":
+        env["PYTHONPATH"] = str(ROOT / "src")
+    return env
+
+
+@contextmanager
+def fake_server(python: str) -> Iterator[str]:
+    """Run ``_server.py`` in its own process; yields its base URL."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [python, str(BENCH / "_server.py"), str(ANSWER_SIZE)]
+    with subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        try:
+            url = proc.stdout.readline().strip()
+            if not url:
+                raise RuntimeError("the fake server did not start (see its error output above)")
+            yield url
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Starts worker processes: interpreters by venv, the server's URL, the command-line sizes."""
+
+    pythons: dict[str, str]
+    url: str
+    args: argparse.Namespace
+
+    def worker(self, config: BenchConfig, traced: bool) -> Any:
+        """Run one worker process; returns its JSON result or raises with its last error line."""
+        command = [self.pythons[config.venv], str(BENCH / "_workload.py"), "--config", config.name]
+        command += ["--base-url", self.url, "--calls", str(self.args.calls), "--warmup", str(self.args.warmup)]
+        if traced:
+            command.append("--tracemalloc")
+        proc = subprocess.run(command, env=worker_env(config), capture_output=True, text=True, check=False)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            tail = (proc.stderr.strip().splitlines() or ["(no error output)"])[-1]
+            raise RuntimeError(f"exit {proc.returncode}: {tail}")
+        return json.loads(lines[-1])
+
+    def run(self, config: BenchConfig, into: Measurements, round_number: int | None) -> None:
+        """One process for ``config``: a timing round, or the tracemalloc run when ``round_number`` is None.
+
+        A configuration that failed once is not run again; its error goes into the table.
+        """
+        if into.error:
+            return
+        what = f"round {round_number}/{self.args.rounds}" if round_number else "tracemalloc"
+        started = time.perf_counter()
+        try:
+            result = self.worker(config, traced=round_number is None)
+        except RuntimeError as error:
+            into.error = str(error)
+            log(f"[{what}] {config.name}: FAILED {error}")
+            return
+        if round_number is None:
+            into.traced = result
+            detail = f"tracemalloc +{result['traced_growth'] / MIB:.2f} MiB"
+        else:
+            into.rounds.append(result)
+            detail = f"{result['us_per_call']:.0f} us/call, RSS +{result['rss_growth'] / MIB:.2f} MiB"
+        log(f"[{what}] {config.name}: {detail} ({time.perf_counter() - started:.0f} s)")
+
+
+def measure(configs: list[BenchConfig], pythons: dict[str, str], args: argparse.Namespace) -> dict[str, Measurements]:
+    """Timing rounds (order rotated each round), then one tracemalloc run per configuration."""
+    results = {c.name: Measurements() for c in configs}
+    with fake_server(pythons["project"]) as url:
+        runner = Runner(pythons, url, args)
+        for number in range(args.rounds):
+            shift = number % len(configs)
+            for config in configs[shift:] + configs[:shift]:
+                runner.run(config, results[config.name], number + 1)
+        if not args.no_tracemalloc:
+            for config in configs:
+                runner.run(config, results[config.name], None)
+    return results
+
+
+def median_of(m: Measurements, key: str) -> float | None:
+    values = [r[key] for r in m.rounds if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def percent(value: float | None, reference: float | None) -> str:
+    if value is None or not reference:
+        return "-"
+    return f"{(value / reference - 1) * 100:+.1f} %"
+
+
+def mib(value: float | None) -> str:
+    return "-" if value is None else f"{value / MIB:.2f} MiB"
+
+
+def reference(results: dict[str, Measurements], name: str, key: str) -> float | None:
+    """The median ``key`` of configuration ``name``, when it was measured."""
+    return median_of(results[name], key) if name in results else None
+
+
+def table(configs: list[BenchConfig], results: dict[str, Measurements]) -> str:
+    """The markdown table: one row per configuration."""
+    wall_base = reference(results, BASELINE, "us_per_call")
+    cpu_base = reference(results, BASELINE, "cpu_us_per_call")
+    cpu_second = reference(results, SECOND_REFERENCE, "cpu_us_per_call")
+    rows = [
+        "| Configuration | wall µs/call | wall vs defaults | CPU µs/call | CPU vs defaults "
+        "| CPU vs `disable_history` | tracemalloc growth | RSS growth | spans/call |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for config in configs:
+        m = results[config.name]
+        if not m.rounds:
+            rows.append(f"| {config.label} | failed: {m.error} |" + " |" * 7)
+            continue
+        wall = median_of(m, "us_per_call")
+        cpu = median_of(m, "cpu_us_per_call")
+        spans = median_of(m, "spans_per_call")
+        cells = [
+            config.label,
+            "-" if wall is None else f"{wall:,.0f}",
+            percent(wall, wall_base),
+            "-" if cpu is None else f"{cpu:,.0f}",
+            percent(cpu, cpu_base),
+            percent(cpu, cpu_second),
+            mib(m.traced["traced_growth"]) if m.traced else f"failed: {m.error}" if m.error else "-",
+            mib(median_of(m, "rss_growth")),
+            "-" if spans is None else f"{spans:g}",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def git(*args: str) -> str:
+    """Output of a git command in the repository ("" when git is missing or fails)."""
+    try:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def header(results: dict[str, Measurements], args: argparse.Namespace, seconds: float, load_before: str) -> str:
+    """Run metadata: sizes, versions, machine, duration."""
+    versions: dict[str, str] = {}
+    for m in results.values():
+        for r in m.rounds:
+            versions.update(r.get("versions", {}))
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    if git("status", "--porcelain", "--", "src"):
+        commit += " + uncommitted changes in src/"
+    listed = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+    return "\n".join(
+        [
+            f"- {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, dspy-otel at commit {commit}; "
+            f"{os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
+            f"Python {platform.python_version()}",
+            f"- {args.calls:,} measured calls per process after {args.warmup} warm-up calls; "
+            f"{args.rounds} alternating rounds (medians) + one tracemalloc run per configuration; "
+            f"total run time {seconds / 60:.1f} min; load average (1, 5, 15 min) "
+            f"{load_before} before, {load_average()} after",
+            f"- {listed}",
+        ]
+    )
+
+
+def load_average() -> str:
+    return "/".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--calls", type=int, default=2000, help="measured calls per process (README: 20000)")
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds; medians are reported")
+    parser.add_argument("--warmup", type=int, default=200, help="unmeasured calls before measuring")
+    parser.add_argument(
+        "--configs",
+        default=",".join(c.name for c in CONFIGS),
+        help="comma-separated subset of: " + ", ".join(c.name for c in CONFIGS),
+    )
+    default_python = venv_python(ROOT / ".venv")
+    parser.add_argument(
+        "--python",
+        default=str(default_python) if default_python.exists() else sys.executable,
+        help="interpreter with dspy and the project's dependencies (default: .venv/bin/python)",
+    )
+    parser.add_argument("--no-tracemalloc", action="store_true", help="skip the tracemalloc runs")
+    parser.add_argument("--output", type=Path, help="markdown file (default: benchmarks/results/calls-N.md)")
+    args = parser.parse_args()
+    unknown = [name for name in args.configs.split(",") if name not in BY_NAME]
+    if unknown:
+        parser.error(f"unknown configuration(s) {', '.join(unknown)}")
+    if args.calls < 1 or args.rounds < 1 or args.warmup < 0:
+        parser.error("--calls and --rounds must be at least 1, --warmup at least 0")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    configs = [BY_NAME[name] for name in args.configs.split(",")]
+    started = time.perf_counter()
+    load_before = load_average()
+    pythons = {"project": args.python}
+    if any(c.venv == "peers" for c in configs):
+        pythons["peers"] = str(ensure_peers_venv(args.python))
+    results = measure(configs, pythons, args)
+    text = f"{header(results, args, time.perf_counter() - started, load_before)}\n\n{table(configs, results)}\n"
+    output: Path = args.output or BENCH / "results" / f"calls-{args.calls}.md"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    print(text)
+    log(f"written to {output}")
+
+
+if __name__ == "__main__":
+    main()
