@@ -25,9 +25,11 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,20 +82,34 @@ def ensure_peers_venv(base_python: str) -> Path:
     return python
 
 
-def worker_env(config: BenchConfig) -> dict[str, str]:
+def snapshot_source(into: Path) -> tuple[Path, str]:
+    """Copy ``src/`` so that every process of the run uses the same code (the tree is shared).
+
+    Returns:
+        The copy, to put on ``PYTHONPATH``, and which commit it was taken from.
+    """
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    if git("status", "--porcelain", "--", "src"):
+        commit += " + uncommitted changes in src/"
+    copy = into / "src"
+    shutil.copytree(ROOT / "src", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy, commit
+
+
+def worker_env(config: BenchConfig, src: Path) -> dict[str, str]:
     """The environment of a worker: no inherited OTEL_*/DSPY_OTEL_* settings, local cost map."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DSPY_OTEL_"))}
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     env.pop("PYTHONPATH", None)
     if config.venv == "project":
-        env["PYTHONPATH"] = str(ROOT / "src")
+        env["PYTHONPATH"] = str(src)
     return env
 
 
 @contextmanager
-def fake_server(python: str) -> Iterator[str]:
+def fake_server(python: str, src: Path) -> Iterator[str]:
     """Run ``_server.py`` in its own process; yields its base URL."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     command = [python, str(BENCH / "_server.py"), str(ANSWER_SIZE)]
     with subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdin is not None
@@ -110,9 +126,10 @@ def fake_server(python: str) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class Runner:
-    """Starts worker processes: interpreters by venv, the server's URL, the command-line sizes."""
+    """Starts worker processes: interpreters by venv, the source copy, the server's URL, the sizes."""
 
     pythons: dict[str, str]
+    src: Path
     url: str
     args: argparse.Namespace
 
@@ -122,7 +139,7 @@ class Runner:
         command += ["--base-url", self.url, "--calls", str(self.args.calls), "--warmup", str(self.args.warmup)]
         if traced:
             command.append("--tracemalloc")
-        proc = subprocess.run(command, env=worker_env(config), capture_output=True, text=True, check=False)
+        proc = subprocess.run(command, env=worker_env(config, self.src), capture_output=True, text=True, check=False)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
         if proc.returncode != 0 or not lines:
             tail = (proc.stderr.strip().splitlines() or ["(no error output)"])[-1]
@@ -153,11 +170,13 @@ class Runner:
         log(f"[{what}] {config.name}: {detail} ({time.perf_counter() - started:.0f} s)")
 
 
-def measure(configs: list[BenchConfig], pythons: dict[str, str], args: argparse.Namespace) -> dict[str, Measurements]:
+def measure(
+    configs: list[BenchConfig], pythons: dict[str, str], src: Path, args: argparse.Namespace
+) -> dict[str, Measurements]:
     """Timing rounds (order rotated each round), then one tracemalloc run per configuration."""
     results = {c.name: Measurements() for c in configs}
-    with fake_server(pythons["project"]) as url:
-        runner = Runner(pythons, url, args)
+    with fake_server(pythons["project"], src) as url:
+        runner = Runner(pythons, src, url, args)
         for number in range(args.rounds):
             shift = number % len(configs)
             for config in configs[shift:] + configs[:shift]:
@@ -230,15 +249,14 @@ def git(*args: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def header(results: dict[str, Measurements], args: argparse.Namespace, seconds: float, load_before: str) -> str:
+def header(
+    results: dict[str, Measurements], args: argparse.Namespace, seconds: float, commit: str, load_before: str
+) -> str:
     """Run metadata: sizes, versions, machine, duration."""
     versions: dict[str, str] = {}
     for m in results.values():
         for r in m.rounds:
             versions.update(r.get("versions", {}))
-    commit = git("rev-parse", "--short", "HEAD") or "?"
-    if git("status", "--porcelain", "--", "src"):
-        commit += " + uncommitted changes in src/"
     listed = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
     return "\n".join(
         [
@@ -293,8 +311,11 @@ def main() -> None:
     pythons = {"project": args.python}
     if any(c.venv == "peers" for c in configs):
         pythons["peers"] = str(ensure_peers_venv(args.python))
-    results = measure(configs, pythons, args)
-    text = f"{header(results, args, time.perf_counter() - started, load_before)}\n\n{table(configs, results)}\n"
+    with tempfile.TemporaryDirectory(prefix="dspy-otel-bench-") as tmp:
+        src, commit = snapshot_source(Path(tmp))
+        results = measure(configs, pythons, src, args)
+    seconds = time.perf_counter() - started
+    text = f"{header(results, args, seconds, commit, load_before)}\n\n{table(configs, results)}\n"
     output: Path = args.output or BENCH / "results" / f"calls-{args.calls}.md"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
