@@ -67,3 +67,12 @@ def test_demo_falls_back_to_a_file_and_says_so(tmp_path: Path) -> None:
     assert {"ChainOfThought", "ReAct", "Predict", "chat gpt-4o-mini", "execute_tool _weather"} <= names
     assert all(len(s["traceId"]) == 32 and len(s["spanId"]) == 16 for s in spans)
     assert any(s.get("status", {}).get("code") == "STATUS_CODE_ERROR" for s in spans)
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, dspy_otel; "
+        "print(sorted(m for m in ('dspy', 'litellm', 'grpc', 'opentelemetry.instrumentation') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"

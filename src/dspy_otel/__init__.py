@@ -7,9 +7,22 @@ Example:
     >>> dspy_otel.shutdown()      # doctest: +SKIP
 """
 
+from typing import TYPE_CHECKING, Any
+
 from dspy_otel._setup import configure, shutdown
 from dspy_otel._version import __version__
 from dspy_otel._window import inspect_history
-from dspy_otel.instrumentation import DSPyInstrumentor
+
+if TYPE_CHECKING:
+    from dspy_otel.instrumentation import DSPyInstrumentor
 
 __all__ = ["DSPyInstrumentor", "__version__", "configure", "inspect_history", "shutdown"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``DSPyInstrumentor`` on first use: ``opentelemetry.instrumentation`` is slow to import."""
+    if name == "DSPyInstrumentor":
+        from dspy_otel.instrumentation import DSPyInstrumentor
+
+        return DSPyInstrumentor
+    raise AttributeError(f"module 'dspy_otel' has no attribute {name!r}")

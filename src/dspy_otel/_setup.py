@@ -19,7 +19,6 @@ from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from dspy_otel._config import Settings, resolve
-from dspy_otel.instrumentation import DSPyInstrumentor
 
 logger = logging.getLogger("dspy_otel")
 
@@ -87,6 +86,8 @@ def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) ->
             if settings != _settings or span_exporter is not None:
                 logger.warning("dspy-otel: already configured; call dspy_otel.shutdown() first to change settings")
             return _provider
+        from dspy_otel.instrumentation import DSPyInstrumentor
+
         provider = TracerProvider(sampler=build_sampler(settings), resource=Resource.create())
         if not settings.sdk_disabled:
             exporter = span_exporter if span_exporter is not None else build_exporter(settings)
@@ -110,6 +111,8 @@ def shutdown(timeout_millis: int = 10_000) -> None:
     with _lock:
         if _provider is None:
             return
+        from dspy_otel.instrumentation import DSPyInstrumentor
+
         DSPyInstrumentor().uninstrument()
         try:
             _provider.force_flush(timeout_millis)
