@@ -1,0 +1,194 @@
+"""Build the OpenTelemetry Collector and Jaeger that the integration tests run, once.
+
+Both come from Go modules, at pinned versions, through the Go module proxy:
+
+- the collector with the collector builder (``go.opentelemetry.io/collector/cmd/builder``)
+  from ``collector-build/builder-config.yaml``;
+- Jaeger v2 (``github.com/jaegertracing/jaeger/cmd/jaeger``) from the small Go
+  module in ``collector-build/jaeger/``, whose ``go.sum`` pins every dependency.
+
+The binaries are cached outside the repository, in ``$DSPY_OTEL_BIN_CACHE`` or
+``${XDG_CACHE_HOME:-~/.cache}/dspy-otel/bin``, in folders named by version and by
+a digest of the files they are built from, so a second run does nothing and an
+edited manifest builds anew. Only the Python standard library is used.
+
+Example:
+    $ python scripts/build_otel_binaries.py          # prints durations, then the two paths
+    $ python scripts/build_otel_binaries.py --json   # the paths as one JSON object
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+COLLECTOR_VERSION = "0.161.0"
+BUILDER_PACKAGE = f"go.opentelemetry.io/collector/cmd/builder@v{COLLECTOR_VERSION}"
+JAEGER_PACKAGE = "github.com/jaegertracing/jaeger/cmd/jaeger"
+JAEGER_MODULE_VERSION = "v1.76.0"
+# Jaeger's Go module keeps v1 tags; v1.76.0 is released together with v2.13.0
+# (the jaegertracing/jaeger:2.13.0 image). Jaeger's own build stamps it the same way.
+JAEGER_V2_VERSION = "v2.13.0"
+_JAEGER_LDFLAGS = f"-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion={JAEGER_V2_VERSION}"
+
+REPO = Path(__file__).resolve().parent.parent
+MANIFEST = REPO / "collector-build" / "builder-config.yaml"
+JAEGER_MODULE = REPO / "collector-build" / "jaeger"
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Paths of the built executables.
+
+    Attributes:
+        collector: The OpenTelemetry Collector (``otelcol-dspy``).
+        jaeger: Jaeger v2 all-in-one.
+    """
+
+    collector: Path
+    jaeger: Path
+
+
+def cache_root() -> Path:
+    """The folder holding every cached build (created on demand)."""
+    explicit = os.environ.get("DSPY_OTEL_BIN_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dspy-otel" / "bin"
+
+
+def _digest(*paths: Path) -> str:
+    """A short digest of the files a binary is built from."""
+    sha = hashlib.sha256()
+    for path in paths:
+        sha.update(path.read_bytes())
+    return sha.hexdigest()[:12]
+
+
+def _run(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+    """Run a build command, echoing it; raise with its output when it fails."""
+    print("+", " ".join(command), file=sys.stderr, flush=True)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+
+def _install(built: Path, target: Path) -> Path:
+    """Move a fresh binary into the cache atomically, so no reader sees half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_suffix(".partial")
+    shutil.copy2(built, staging)
+    staging.chmod(0o755)
+    os.replace(staging, target)
+    return target
+
+
+def build_collector(go: str, root: Path) -> Path:
+    """Build the collector from the builder manifest, unless it is cached.
+
+    Args:
+        go: The ``go`` executable.
+        root: The cache root.
+
+    Returns:
+        The collector executable.
+    """
+    target = root / f"otelcol-{COLLECTOR_VERSION}-{_digest(MANIFEST)}" / "otelcol-dspy"
+    if target.is_file():
+        return target
+    tools = root / f"builder-v{COLLECTOR_VERSION}"
+    builder = tools / "builder"
+    if not builder.is_file():
+        _run([go, "install", BUILDER_PACKAGE], env={**os.environ, "GOBIN": str(tools)})
+    with tempfile.TemporaryDirectory(prefix="otelcol-build-") as work:
+        source = Path(work) / "src"
+        manifest = Path(work) / "builder-config.yaml"
+        text = MANIFEST.read_text()
+        manifest.write_text(re.sub(r"(?m)^(\s*output_path:).*$", lambda m: f"{m.group(1)} {source}", text))
+        _run([str(builder), "--config", str(manifest)])
+        return _install(source / "otelcol-dspy", target)
+
+
+def build_jaeger(go: str, root: Path) -> Path:
+    """Build Jaeger v2 from the pinned Go module, unless it is cached.
+
+    Args:
+        go: The ``go`` executable.
+        root: The cache root.
+
+    Returns:
+        The Jaeger executable.
+    """
+    go_mod, go_sum = JAEGER_MODULE / "go.mod", JAEGER_MODULE / "go.sum"
+    target = root / f"jaeger-{JAEGER_MODULE_VERSION}-{_digest(go_mod, go_sum)}" / "jaeger"
+    if target.is_file():
+        return target
+    with tempfile.TemporaryDirectory(prefix="jaeger-build-") as work:
+        built = Path(work) / "jaeger"
+        command = [go, "build", "-mod=readonly", "-trimpath", "-ldflags", _JAEGER_LDFLAGS, "-o", str(built)]
+        _run([*command, JAEGER_PACKAGE], cwd=JAEGER_MODULE)
+        return _install(built, target)
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def build_all(go: str | None = None, root: Path | None = None, log: Callable[[str], None] = _to_stderr) -> Binaries:
+    """Build (or find cached) both binaries, reporting how long each took.
+
+    Args:
+        go: The ``go`` executable (default: the one on ``PATH``).
+        root: The cache root (default: :func:`cache_root`).
+        log: Receives one line per binary: its path and the seconds it took.
+
+    Returns:
+        The two executables.
+
+    Raises:
+        FileNotFoundError: Go is not installed.
+        RuntimeError: A build failed; the message holds the tool's output.
+    """
+    go = go or shutil.which("go")
+    if go is None:
+        raise FileNotFoundError("the Go toolchain (`go`) is not on PATH; it builds the collector and Jaeger")
+    root = root or cache_root()
+    paths: dict[str, Path] = {}
+    for name, build in (("collector", build_collector), ("jaeger", build_jaeger)):
+        started = time.monotonic()
+        paths[name] = build(go, root)
+        log(f"{name}: {paths[name]} ({time.monotonic() - started:.1f} s)")
+    return Binaries(**paths)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: build both binaries and print their paths."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--json", action="store_true", help="print the paths as one JSON object")
+    args = parser.parse_args(argv)
+    try:
+        binaries = build_all()
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"build_otel_binaries: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({key: str(value) for key, value in asdict(binaries).items()}))
+    else:
+        print(f"collector: {binaries.collector}\njaeger: {binaries.jaeger}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Helpers for the integration tests: free ports, processes with bounded start-up, Jaeger queries.
+
+The binaries come from ``scripts/build_otel_binaries.py`` (cached outside the
+repository). Every process listens on free ports on 127.0.0.1, must be healthy
+within a bounded time, and is killed at teardown; its output goes to a log file
+that a failing test prints.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from dspy_otel._jaeger import fetch_traces, iter_spans, query_url
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO / "collector-config"
+START_TIMEOUT_S = 60.0
+
+
+@functools.cache
+def load_build_script() -> ModuleType:
+    """``scripts/build_otel_binaries.py`` as a module (scripts/ is not a package), loaded once."""
+    spec = importlib.util.spec_from_file_location("build_otel_binaries", REPO / "scripts" / "build_otel_binaries.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_get(url: str, timeout_s: float = 5.0) -> tuple[int, bytes]:
+    """(status, body) of a GET; HTTP errors are returned, not raised."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def report(config: pytest.Config, line: str) -> None:
+    """Print a line in pytest's output whatever the capture mode (build and run durations)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """The built executables."""
+
+    collector: Path
+    jaeger: Path
+
+
+@dataclass
+class Process:
+    """A running binary with its log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        """Everything the process has written so far."""
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Terminate, then kill if it does not exit within 10 s."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+
+
+def start(name: str, command: list[str], env: Mapping[str, str], health_url: str, log_dir: Path) -> Process:
+    """Start ``command`` and wait until ``health_url`` answers 200 (failing the test after a bounded time)."""
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as sink:
+        popen = subprocess.Popen(command, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT)
+    process = Process(name, popen, log)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            pytest.fail(f"{name} exited with {popen.returncode}:\n{process.output()[-4000:]}")
+        try:
+            if http_get(health_url, timeout_s=1.0)[0] == 200:
+                return process
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.stop()
+    pytest.fail(f"{name} was not healthy at {health_url} within {START_TIMEOUT_S:.0f} s:\n{process.output()[-4000:]}")
+
+
+@dataclass(frozen=True)
+class Jaeger:
+    """A running Jaeger: where to send OTLP and where to query."""
+
+    process: Process
+    otlp_grpc: str
+    query_url: str
+
+    def traces(self, service: str) -> dict[str, dict[str, Mapping[str, Any]]]:
+        """Every span Jaeger holds for ``service`` in the last 10 minutes: trace ID -> span ID -> span."""
+        url = query_url(self.query_url, service, timedelta(minutes=10), 1000, datetime.now(timezone.utc))
+        by_trace: dict[str, dict[str, Mapping[str, Any]]] = {}
+        for span in iter_spans(fetch_traces(url)):
+            by_trace.setdefault(span["traceId"], {})[span["spanId"]] = span
+        return by_trace
+
+
+@dataclass(frozen=True)
+class Collector:
+    """A running collector: its OTLP endpoints and its output."""
+
+    process: Process
+    grpc_endpoint: str
+    http_endpoint: str
+    metrics_url: str
+
+    def otlp_endpoint(self, protocol: str) -> str:
+        """The ``OTEL_EXPORTER_OTLP_ENDPOINT`` for ``protocol`` (``grpc`` or ``http/protobuf``)."""
+        return f"http://{self.grpc_endpoint if protocol == 'grpc' else self.http_endpoint}"
+
+
+StartCollector = Callable[..., Collector]
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 30.0) -> float:
+    """Poll ``check`` until it is true; return the seconds waited, or fail the test after ``timeout_s``."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout_s:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+SLOW_S = 1.0  # the fake LM's delay for a SLOW question; the collector's latency threshold is below it
+
+
+@dataclass
+class Sent:
+    """The traces a DSPy run exported, as dspy-otel produced them (read from an in-memory copy).
+
+    Attributes:
+        spans: Trace ID (hex) -> span ID (hex) -> span name.
+        plain: Trace IDs of runs that succeeded quickly.
+        failed: Trace IDs of runs whose LM call failed.
+        slow: Trace IDs of runs whose LM call took ``SLOW_S``.
+    """
+
+    spans: dict[str, dict[str, str]] = field(default_factory=dict)
+    plain: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    slow: list[str] = field(default_factory=list)
+
+
+RunDSPy = Callable[..., Sent]

@@ -1,0 +1,124 @@
+"""The whole debug path: DSPy + dspy-otel → OTLP → collector (otel-collector.yaml) → Jaeger → ``dspy-otel inspect``.
+
+Each run exports 60 plain traces, 3 with a failed LM call and 2 slow ones. The
+collector keeps every error and every slow trace, whole, and about
+``SAMPLE_PERCENT`` of the plain ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from dspy_otel._jaeger import URL_ENV, add_inspect_parser, run_inspect
+from integration.processes import SLOW_S, Jaeger, RunDSPy, Sent, StartCollector, report, wait_for
+
+pytestmark = pytest.mark.integration
+
+PLAIN, FAILED, SLOW = 60, 3, 2
+SAMPLE_PERCENT = 25
+DECISION_WAIT_S = 2
+
+
+def _attributes(span: Mapping[str, Any]) -> dict[str, Any]:
+    return {a["key"]: next(iter(a["value"].values()), None) for a in span.get("attributes", [])}
+
+
+def _tail_collector_env(jaeger: Jaeger) -> dict[str, str]:
+    return {
+        "DSPY_OTEL_COLLECTOR_JAEGER_ENDPOINT": jaeger.otlp_grpc,
+        "DSPY_OTEL_COLLECTOR_DECISION_WAIT": f"{DECISION_WAIT_S}s",
+        "DSPY_OTEL_COLLECTOR_LATENCY_THRESHOLD_MS": str(int(SLOW_S * 1000 * 0.8)),
+        "DSPY_OTEL_COLLECTOR_SAMPLE_PERCENT": str(SAMPLE_PERCENT),
+        "DSPY_OTEL_COLLECTOR_BATCH_TIMEOUT": "200ms",
+    }
+
+
+def _assert_whole(sent: Sent, stored: dict[str, dict[str, Mapping[str, Any]]], trace_id: str) -> None:
+    assert trace_id in stored, f"trace {trace_id} did not reach Jaeger"
+    assert set(stored[trace_id]) == set(sent.spans[trace_id]), f"trace {trace_id} arrived incomplete"
+
+
+def _assert_failed_trace(stored: dict[str, Mapping[str, Any]]) -> None:
+    by_name = {span["name"]: span for span in stored.values()}
+    assert set(by_name) == {"ChainOfThought", "Predict", "chat gpt-4o-mini"}
+    lm, predict = by_name["chat gpt-4o-mini"], by_name["Predict"]
+    assert lm["kind"] == 3  # CLIENT
+    assert predict["kind"] == 1  # INTERNAL
+    assert lm["parentSpanId"] == predict["spanId"]
+    assert lm["status"]["code"] == 2  # ERROR
+    attributes = _attributes(lm)
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.provider.name"] == "openai"
+    assert attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attributes["error.type"] == "LMServerError"
+    assert "FAIL" in attributes["gen_ai.input.messages"]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_debug_path(
+    protocol: str,
+    jaeger: Jaeger,
+    start_collector: StartCollector,
+    run_dspy: RunDSPy,
+    pytestconfig: pytest.Config,
+) -> None:
+    started = time.monotonic()
+    collector = start_collector("otel-collector.yaml", **_tail_collector_env(jaeger))
+    service = f"e2e-{protocol.replace('/', '-')}-{uuid.uuid4().hex[:8]}"
+    sent = run_dspy(collector.otlp_endpoint(protocol), protocol, service, plain=PLAIN, failed=FAILED, slow=SLOW)
+    exported = time.monotonic()
+
+    kept = sent.failed + sent.slow
+    waited = wait_for("error and slow traces in Jaeger", lambda: set(kept) <= set(jaeger.traces(service)))
+    time.sleep(DECISION_WAIT_S + 1)  # plain traces were decided no later than the last ones
+    stored = jaeger.traces(service)
+
+    for trace_id in kept:
+        _assert_whole(sent, stored, trace_id)
+    for trace_id in sent.failed:
+        _assert_failed_trace(stored[trace_id])
+    for trace_id in sent.slow:
+        (lm,) = (s for s in stored[trace_id].values() if s["kind"] == 3)
+        duration_ms = (int(lm["endTimeUnixNano"]) - int(lm["startTimeUnixNano"])) / 1e6
+        assert duration_ms >= SLOW_S * 1000
+        assert _attributes(lm)["gen_ai.usage.input_tokens"] > 0
+    assert set(stored) <= set(sent.spans), "Jaeger holds traces this run did not send"
+    plain_kept = [t for t in sent.plain if t in stored]
+    for trace_id in plain_kept:
+        _assert_whole(sent, stored, trace_id)
+    # Binomial(60, 0.25): mean 15, sd 3.4; these bounds are 3.5 sd away.
+    assert 3 <= len(plain_kept) <= 27, f"{len(plain_kept)} of {PLAIN} plain traces kept at {SAMPLE_PERCENT} %"
+    report(
+        pytestconfig,
+        f"[integration] e2e {protocol}: {len(sent.spans)} traces exported in {exported - started:.1f} s, "
+        f"in Jaeger {waited:.1f} s later; kept {len(sent.failed)} error, {len(sent.slow)} slow and "
+        f"{len(plain_kept)}/{PLAIN} plain traces; {time.monotonic() - started:.1f} s in all",
+    )
+
+    errors = _inspect(jaeger, "--service", service, "--errors", "--last", str(FAILED))
+    assert re.findall(r"=== trace (\w+) \(1 LM call\) ===", errors) == sent.failed
+    assert errors.count("Error: LMServerError: [openai/gpt-4o-mini] the fake model failed on purpose") == FAILED
+    newest = _inspect(jaeger, "--service", service, "--last", "1")
+    assert re.findall(r"=== trace (\w+) ", newest) == [sent.slow[-1]]
+    assert f"SLOW {SLOW - 1}" in newest  # the captured question
+    (latency,) = re.findall(r"openai/gpt-4o-mini  ([\d.]+) ms  tokens in=\d+ out=\d+", newest)
+    assert float(latency) >= SLOW_S * 1000
+
+
+def _inspect(jaeger: Jaeger, *argv: str) -> str:
+    """``dspy-otel inspect ARGV`` against ``jaeger``, through the subcommand's own parser."""
+    parser = argparse.ArgumentParser(prog="dspy-otel")
+    add_inspect_parser(parser.add_subparsers())
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(URL_ENV, jaeger.query_url)
+        assert run_inspect(parser.parse_args(["inspect", *argv]), out=out) == 0
+    return out.getvalue()
