@@ -219,12 +219,17 @@ async def _drain(stream: Any) -> list[Any]:
     return [value async for value in stream]
 
 
-def test_streamify_streams_through_one_lm_span(traced: Callable[..., Traced], sse_base_url: str) -> None:
+@pytest.mark.parametrize("async_streaming", [True, False])
+def test_streamify_streams_through_one_lm_span(
+    traced: Callable[..., Traced], sse_base_url: str, async_streaming: bool
+) -> None:
     t = traced()
     listener = dspy.streaming.StreamListener(signature_field_name="answer")
-    program = dspy.streamify(dspy.Predict("question -> answer"), stream_listeners=[listener])
+    predict = dspy.Predict("question -> answer")
+    program = dspy.streamify(predict, stream_listeners=[listener], async_streaming=async_streaming)
     with dspy.context(lm=make_lm(sse_base_url)):
-        values = asyncio.run(_drain(program(question="stream please")))
+        stream = program(question="stream please")
+        values = asyncio.run(_drain(stream)) if async_streaming else list(stream)
     chunks = [v for v in values if isinstance(v, dspy.streaming.StreamResponse)]
     assert len(chunks) >= 2, "the answer arrived in pieces"
     assert isinstance(values[-1], dspy.Prediction)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dspy
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import SpanKind, StatusCode
@@ -82,7 +83,8 @@ def test_each_program_run_is_its_own_trace(traced: Callable[..., Traced], lm: An
     assert len({s.context.trace_id for s in t.spans()}) == 2
 
 
-def test_react_tool_calls_are_spans_in_the_run(traced: Callable[..., Traced], lm: Any) -> None:
+@pytest.mark.parametrize("run", ["sync", "async"])
+def test_react_tool_calls_are_spans_in_the_run(traced: Callable[..., Traced], lm: Any, run: str) -> None:
     calls: list[str] = []
 
     def weather(city: str) -> str:
@@ -91,7 +93,11 @@ def test_react_tool_calls_are_spans_in_the_run(traced: Callable[..., Traced], lm
         return f"sunny in {city}"
 
     t = traced()
-    dspy.ReAct("question -> answer", tools=[weather])(question="Weather in Paris?")
+    react = dspy.ReAct("question -> answer", tools=[weather])
+    if run == "sync":
+        react(question="Weather in Paris?")
+    else:
+        asyncio.run(react.acall(question="Weather in Paris?"))
     assert calls == ["Paris"]
     spans = t.spans()
     root = assert_one_trace(spans, "ReAct")
