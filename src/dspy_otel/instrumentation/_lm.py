@@ -8,6 +8,7 @@ Only whitelisted request parameters are read: credentials never reach a span.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,6 +63,15 @@ def _plain(value: Any) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _server(base: str) -> tuple[str, int | None] | None:
+    """Host and port of an ``api_base`` URL; userinfo (credentials) is dropped."""
+    parts = urlsplit(base)
+    if not parts.hostname:
+        return None
+    return parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+
+
 def request_attributes(lm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Attributes known when the call starts: operation, provider, model, parameters, server."""
     provider, model = parse_model(str(getattr(lm, "model", "")))
@@ -73,18 +83,16 @@ def request_attributes(lm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any
     if provider:
         attributes[gen_ai.GEN_AI_PROVIDER_NAME] = provider
     merged = {**(getattr(lm, "kwargs", None) or {}), **call_kwargs}
-    for key, attribute in _PARAMS.items():
-        value = _plain(merged.get(key))
-        if value is not None:
+    for key, value in merged.items():
+        attribute = _PARAMS.get(key)
+        if attribute is not None and (value := _plain(value)) is not None:
             attributes[attribute] = value
     base = merged.get("api_base") or merged.get("base_url")
-    if isinstance(base, str) and base:
-        parts = urlsplit(base)
-        if parts.hostname:
-            attributes[server.SERVER_ADDRESS] = parts.hostname
-            port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-            if port:
-                attributes[server.SERVER_PORT] = port
+    server_info = _server(base) if isinstance(base, str) and base else None
+    if server_info is not None:
+        attributes[server.SERVER_ADDRESS] = server_info[0]
+        if server_info[1]:
+            attributes[server.SERVER_PORT] = server_info[1]
     return attributes
 
 
