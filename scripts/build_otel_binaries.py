@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -69,9 +70,9 @@ def cache_root() -> Path:
     return Path(base) / "dspy-otel" / "bin"
 
 
-def _digest(*paths: Path) -> str:
-    """A short digest of the files a binary is built from."""
-    sha = hashlib.sha256()
+def _digest(how: str, *paths: Path) -> str:
+    """A short digest of how a binary is built and of the files it is built from."""
+    sha = hashlib.sha256(how.encode())
     for path in paths:
         sha.update(path.read_bytes())
     return sha.hexdigest()[:12]
@@ -105,7 +106,7 @@ def build_collector(go: str, root: Path) -> Path:
     Returns:
         The collector executable.
     """
-    target = root / f"otelcol-{COLLECTOR_VERSION}-{_digest(MANIFEST)}" / "otelcol-dspy"
+    target = root / f"otelcol-{COLLECTOR_VERSION}-{_digest(BUILDER_PACKAGE, MANIFEST)}" / "otelcol-dspy"
     if target.is_file():
         return target
     tools = root / f"builder-v{COLLECTOR_VERSION}"
@@ -132,7 +133,7 @@ def build_jaeger(go: str, root: Path) -> Path:
         The Jaeger executable.
     """
     go_mod, go_sum = JAEGER_MODULE / "go.mod", JAEGER_MODULE / "go.sum"
-    target = root / f"jaeger-{JAEGER_MODULE_VERSION}-{_digest(go_mod, go_sum)}" / "jaeger"
+    target = root / f"jaeger-{JAEGER_MODULE_VERSION}-{_digest(_JAEGER_LDFLAGS, go_mod, go_sum)}" / "jaeger"
     if target.is_file():
         return target
     with tempfile.TemporaryDirectory(prefix="jaeger-build-") as work:
@@ -147,7 +148,11 @@ def _to_stderr(line: str) -> None:
 
 
 def build_all(go: str | None = None, root: Path | None = None, log: Callable[[str], None] = _to_stderr) -> Binaries:
-    """Build (or find cached) both binaries, reporting how long each took.
+    """Build (or find cached) both binaries side by side, reporting how long each took.
+
+    The two builds run concurrently: on a small machine each spends long
+    stretches on one core (linking, large packages), so together they finish
+    sooner than one after the other.
 
     Args:
         go: The ``go`` executable (default: the one on ``PATH``).
@@ -165,12 +170,17 @@ def build_all(go: str | None = None, root: Path | None = None, log: Callable[[st
     if go is None:
         raise FileNotFoundError("the Go toolchain (`go`) is not on PATH; it builds the collector and Jaeger")
     root = root or cache_root()
-    paths: dict[str, Path] = {}
-    for name, build in (("collector", build_collector), ("jaeger", build_jaeger)):
+
+    def timed(name: str, build: Callable[[str, Path], Path]) -> Path:
         started = time.monotonic()
-        paths[name] = build(go, root)
-        log(f"{name}: {paths[name]} ({time.monotonic() - started:.1f} s)")
-    return Binaries(**paths)
+        path = build(go, root)
+        log(f"{name}: {path} ({time.monotonic() - started:.1f} s)")
+        return path
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        collector = pool.submit(timed, "collector", build_collector)
+        jaeger = pool.submit(timed, "jaeger", build_jaeger)
+        return Binaries(collector.result(), jaeger.result())
 
 
 def main(argv: list[str] | None = None) -> int:

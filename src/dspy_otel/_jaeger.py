@@ -74,8 +74,9 @@ def _value(value: Mapping[str, Any]) -> Any:
     return None
 
 
-def _attributes(items: list[Mapping[str, Any]] | None) -> dict[str, Any]:
-    return {item["key"]: _value(item.get("value", {})) for item in items or []}
+def span_attributes(span: Mapping[str, Any]) -> dict[str, Any]:
+    """A span's OTLP/JSON attributes as a plain dict (``intValue`` strings become ints)."""
+    return {item["key"]: _value(item.get("value", {})) for item in span.get("attributes") or []}
 
 
 def _messages(text: Any) -> list[dict[str, Any]] | None:
@@ -115,7 +116,7 @@ def lm_calls(payload: Mapping[str, Any], errors_only: bool = False) -> list[LMCa
     """
     calls = []
     for span in iter_spans(payload):
-        attrs = _attributes(span.get("attributes"))
+        attrs = span_attributes(span)
         if span.get("kind") not in _SPAN_KIND_CLIENT or gen_ai.GEN_AI_OPERATION_NAME not in attrs:
             continue
         status = span.get("status", {})

@@ -33,6 +33,18 @@ from integration.processes import (
     start,
 )
 
+# A cold build of both binaries takes about 10 minutes on 2 cores and happens in
+# the setup of the first integration test; every wait inside the tests is
+# bounded on its own (process start, trace arrival, subprocess calls).
+COLD_BUILD_TIMEOUT_S = 1800
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give integration tests room for the one-off cold build (pytest-timeout's default is 300 s)."""
+    for item in items:
+        if item.get_closest_marker("integration") is not None:
+            item.add_marker(pytest.mark.timeout(COLD_BUILD_TIMEOUT_S))
+
 
 @pytest.fixture(scope="session")
 def binaries(pytestconfig: pytest.Config) -> Binaries:

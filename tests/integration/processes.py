@@ -64,8 +64,11 @@ def http_get(url: str, timeout_s: float = 5.0) -> tuple[int, bytes]:
 
 def report(config: pytest.Config, line: str) -> None:
     """Print a line in pytest's output whatever the capture mode (build and run durations)."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    if capture is None or reporter is None:
+        return
+    with capture.global_and_fixture_disabled():
         reporter.write_line(line)
 
 

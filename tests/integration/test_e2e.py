@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dspy_otel._jaeger import URL_ENV, add_inspect_parser, run_inspect
+from dspy_otel._jaeger import URL_ENV, add_inspect_parser, run_inspect, span_attributes
 from integration.processes import SLOW_S, Jaeger, RunDSPy, Sent, StartCollector, report, wait_for
 
 pytestmark = pytest.mark.integration
@@ -25,10 +25,6 @@ pytestmark = pytest.mark.integration
 PLAIN, FAILED, SLOW = 60, 3, 2
 SAMPLE_PERCENT = 25
 DECISION_WAIT_S = 2
-
-
-def _attributes(span: Mapping[str, Any]) -> dict[str, Any]:
-    return {a["key"]: next(iter(a["value"].values()), None) for a in span.get("attributes", [])}
 
 
 def _tail_collector_env(jaeger: Jaeger) -> dict[str, str]:
@@ -54,7 +50,7 @@ def _assert_failed_trace(stored: dict[str, Mapping[str, Any]]) -> None:
     assert predict["kind"] == 1  # INTERNAL
     assert lm["parentSpanId"] == predict["spanId"]
     assert lm["status"]["code"] == 2  # ERROR
-    attributes = _attributes(lm)
+    attributes = span_attributes(lm)
     assert attributes["gen_ai.operation.name"] == "chat"
     assert attributes["gen_ai.provider.name"] == "openai"
     assert attributes["gen_ai.request.model"] == "gpt-4o-mini"
@@ -89,7 +85,7 @@ def test_debug_path(
         (lm,) = (s for s in stored[trace_id].values() if s["kind"] == 3)
         duration_ms = (int(lm["endTimeUnixNano"]) - int(lm["startTimeUnixNano"])) / 1e6
         assert duration_ms >= SLOW_S * 1000
-        assert _attributes(lm)["gen_ai.usage.input_tokens"] > 0
+        assert span_attributes(lm)["gen_ai.usage.input_tokens"] > 0
     assert set(stored) <= set(sent.spans), "Jaeger holds traces this run did not send"
     plain_kept = [t for t in sent.plain if t in stored]
     for trace_id in plain_kept:
