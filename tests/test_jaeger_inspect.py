@@ -47,7 +47,7 @@ def _lm_span(payload: dict[str, Any], trace_id: str) -> Any:
 def test_lm_calls_picks_the_client_spans_oldest_first(payload: dict[str, Any]) -> None:
     assert len(list(iter_spans(payload))) == 6  # 2 traces x (ChainOfThought, Predict, chat)
     ok, failed = lm_calls(payload)
-    assert (ok.trace_id, failed.trace_id) == (OK_TRACE, FAILED_TRACE)
+    assert (ok.record.trace_id, failed.record.trace_id) == (OK_TRACE, FAILED_TRACE)
     assert ok.start_ns < failed.start_ns
     assert ok.record.model == "openai/gpt-4o-mini"
     assert (ok.record.input_tokens, ok.record.output_tokens) == (187, 25)
@@ -62,7 +62,7 @@ def test_lm_calls_picks_the_client_spans_oldest_first(payload: dict[str, Any]) -
 
 def test_errors_only_keeps_failed_calls(payload: dict[str, Any]) -> None:
     (call,) = lm_calls(payload, errors_only=True)
-    assert call.trace_id == FAILED_TRACE
+    assert call.record.trace_id == FAILED_TRACE
 
 
 def test_format_groups_by_trace_like_inspect_history(payload: dict[str, Any]) -> None:

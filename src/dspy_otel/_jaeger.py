@@ -52,12 +52,10 @@ class LMCall:
     """One LM-call span read back from Jaeger.
 
     Attributes:
-        trace_id: The span's trace ID in hex.
         start_ns: Start time in Unix nanoseconds (orders the calls).
-        record: The call in the layout the development window prints.
+        record: The call in the layout the development window prints (its ``trace_id`` groups them).
     """
 
-    trace_id: str
     start_ns: int
     record: CallRecord
 
@@ -138,7 +136,7 @@ def lm_calls(payload: Mapping[str, Any], errors_only: bool = False) -> list[LMCa
             error=error,
             trace_id=str(span.get("traceId", "")),
         )
-        calls.append(LMCall(record.trace_id, start_ns, record))
+        calls.append(LMCall(start_ns, record))
     return sorted(calls, key=lambda call: call.start_ns)
 
 
@@ -146,7 +144,7 @@ def format_calls(calls: list[LMCall]) -> str:
     """Calls grouped by trace (traces in order of their first call), each like ``dspy.inspect_history``."""
     by_trace: dict[str, list[LMCall]] = {}
     for call in sorted(calls, key=lambda c: c.start_ns):
-        by_trace.setdefault(call.trace_id, []).append(call)
+        by_trace.setdefault(call.record.trace_id, []).append(call)
     blocks = []
     for trace_id, trace_calls in by_trace.items():
         noun = "call" if len(trace_calls) == 1 else "calls"

@@ -50,7 +50,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def binaries(pytestconfig: pytest.Config) -> Binaries:
     """Both binaries, built on first use (skipped without Go, except under CI=true)."""
     if shutil.which("go") is None:
-        message = "Go is not installed: the collector and Jaeger are built from Go modules (install Go >= 1.24)"
+        message = "Go is not installed: the collector and Jaeger are built from Go modules (Go 1.26 or newer)"
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message}; under CI=true these tests must run")
         pytest.skip(message)
