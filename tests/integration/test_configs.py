@@ -21,7 +21,7 @@ from integration.processes import CONFIG_DIR, REPO, Binaries, load_build_script
 
 BUILD = load_build_script()
 COLLECTOR_CONFIGS = ["otel-collector.yaml", "loadbalancer.yaml"]
-KINDS = {"receivers": "receiver", "processors": "processor", "exporters": "exporter", "extensions": "extension"}
+KINDS = ("receivers", "processors", "exporters", "extensions")
 
 
 def _yaml(path: Path) -> Any:
@@ -85,19 +85,29 @@ def test_compose_pins_the_tested_releases() -> None:
     assert services["otel-collector"]["depends_on"]["jaeger"]["condition"] == "service_healthy"
 
 
-def test_manifest_holds_exactly_the_components_the_configs_use() -> None:
+def test_manifest_pins_one_collector_release() -> None:
     manifest = _yaml(BUILD.MANIFEST)
-    modules = [entry["gomod"] for kind in KINDS for entry in manifest.get(kind, [])]
-    assert {module.split()[1] for module in modules} == {f"v{BUILD.COLLECTOR_VERSION}"}
+    components = {entry["gomod"].split()[1] for kind in KINDS for entry in manifest.get(kind, [])}
+    assert components == {f"v{BUILD.COLLECTOR_VERSION}"}
     stable = {entry["gomod"].split()[1] for entry in manifest["providers"]}
     assert stable == {"v1.67.0"}  # the stable-module tag of the same collector release
-    built = {module.split()[0].rsplit("/", 1)[1] for module in modules}
+
+
+@pytest.mark.integration
+def test_manifest_holds_exactly_the_components_the_configs_use(binaries: Binaries) -> None:
+    listing = subprocess.run([str(binaries.collector), "components"], capture_output=True, text=True, check=True)
+    module_of = {
+        (section, entry["name"]): entry["module"].split()[0]
+        for section, entries in yaml.safe_load(listing.stdout).items()
+        if section in KINDS
+        for entry in entries or []
+    }
     used = set()
     for name in COLLECTOR_CONFIGS:
         config = _yaml(CONFIG_DIR / name)
-        for section, kind in KINDS.items():
-            used |= {key.split("/")[0].replace("_", "") + kind for key in config.get(section, {})}
-    assert built == used
+        used |= {module_of[section, key.split("/")[0]] for section in KINDS for key in config.get(section, {})}
+    manifest = _yaml(BUILD.MANIFEST)
+    assert used == {entry["gomod"].split()[0] for kind in KINDS for entry in manifest.get(kind, [])}
 
 
 def test_collector_configs_use_debug_and_avoid_trace_flags() -> None:
@@ -112,7 +122,7 @@ def test_collector_configs_use_debug_and_avoid_trace_flags() -> None:
         "latency",
         "probabilistic",
     }
-    balancer = _yaml(CONFIG_DIR / "loadbalancer.yaml")["exporters"]["loadbalancing"]
+    balancer = _yaml(CONFIG_DIR / "loadbalancer.yaml")["exporters"]["load_balancing"]
     assert balancer["routing_key"] == "traceID"
     assert "static" in balancer["resolver"]
 
