@@ -80,7 +80,7 @@ def jaeger(binaries: Binaries, tmp_path_factory: pytest.TempPathFactory) -> Iter
         f"http://127.0.0.1:{ports['health']}/status",
         tmp_path_factory.mktemp("jaeger"),
     )
-    yield Jaeger(process, f"127.0.0.1:{ports['grpc']}", f"http://127.0.0.1:{ports['query']}")
+    yield Jaeger(f"127.0.0.1:{ports['grpc']}", f"http://127.0.0.1:{ports['query']}")
     process.stop()
 
 
@@ -107,12 +107,7 @@ def start_collector(binaries: Binaries, tmp_path: Path) -> Iterator[StartCollect
             tmp_path,
         )
         running.append(process)
-        return Collector(
-            process,
-            f"127.0.0.1:{ports['grpc']}",
-            f"127.0.0.1:{ports['http']}",
-            f"http://127.0.0.1:{ports['metrics']}/metrics",
-        )
+        return Collector(process, f"127.0.0.1:{ports['grpc']}", f"127.0.0.1:{ports['http']}")
 
     yield make
     for process in reversed(running):
@@ -153,11 +148,11 @@ def run_dspy(fake_lm: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> RunD
                 (sent.slow, slow, "SLOW {}"),
             ):
                 for index in range(count):
-                    try:
+                    if kind is sent.failed:
+                        with pytest.raises(Exception, match="the fake model failed on purpose"):
+                            program(question=question.format(index))
+                    else:
                         program(question=question.format(index))
-                    except Exception:
-                        if kind is not sent.failed:
-                            raise
                     root = memory.get_finished_spans()[-1]  # the root span ends last
                     assert root.parent is None
                     kind.append(format(root.context.trace_id, "032x"))

@@ -53,13 +53,14 @@ def free_port() -> int:
         return port
 
 
-def http_get(url: str, timeout_s: float = 5.0) -> tuple[int, bytes]:
-    """(status, body) of a GET; HTTP errors are returned, not raised."""
+def http_status(url: str, timeout_s: float) -> int:
+    """The status of a GET (HTTP errors included; connection errors raise ``OSError``)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return response.status, response.read()
+            status: int = response.status
+            return status
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        return exc.code
 
 
 def report(config: pytest.Config, line: str) -> None:
@@ -114,7 +115,7 @@ def start(name: str, command: list[str], env: Mapping[str, str], health_url: str
         if popen.poll() is not None:
             pytest.fail(f"{name} exited with {popen.returncode}:\n{process.output()[-4000:]}")
         try:
-            if http_get(health_url, timeout_s=1.0)[0] == 200:
+            if http_status(health_url, timeout_s=1.0) == 200:
                 return process
         except OSError:
             pass
@@ -127,7 +128,6 @@ def start(name: str, command: list[str], env: Mapping[str, str], health_url: str
 class Jaeger:
     """A running Jaeger: where to send OTLP and where to query."""
 
-    process: Process
     otlp_grpc: str
     query_url: str
 
@@ -147,7 +147,6 @@ class Collector:
     process: Process
     grpc_endpoint: str
     http_endpoint: str
-    metrics_url: str
 
     def otlp_endpoint(self, protocol: str) -> str:
         """The ``OTEL_EXPORTER_OTLP_ENDPOINT`` for ``protocol`` (``grpc`` or ``http/protobuf``)."""
