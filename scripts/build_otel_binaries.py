@@ -96,6 +96,17 @@ def _install(built: Path, target: Path) -> Path:
     return target
 
 
+def collector_path(root: Path) -> Path:
+    """Where the collector built from the current manifest is cached."""
+    return root / f"otelcol-{COLLECTOR_VERSION}-{_digest(BUILDER_PACKAGE, MANIFEST)}" / "otelcol-dspy"
+
+
+def jaeger_path(root: Path) -> Path:
+    """Where Jaeger built from the current Go module is cached."""
+    digest = _digest(_JAEGER_LDFLAGS, JAEGER_MODULE / "go.mod", JAEGER_MODULE / "go.sum")
+    return root / f"jaeger-{JAEGER_MODULE_VERSION}-{digest}" / "jaeger"
+
+
 def build_collector(go: str, root: Path) -> Path:
     """Build the collector from the builder manifest, unless it is cached.
 
@@ -106,7 +117,7 @@ def build_collector(go: str, root: Path) -> Path:
     Returns:
         The collector executable.
     """
-    target = root / f"otelcol-{COLLECTOR_VERSION}-{_digest(BUILDER_PACKAGE, MANIFEST)}" / "otelcol-dspy"
+    target = collector_path(root)
     if target.is_file():
         return target
     tools = root / f"builder-v{COLLECTOR_VERSION}"
@@ -132,8 +143,7 @@ def build_jaeger(go: str, root: Path) -> Path:
     Returns:
         The Jaeger executable.
     """
-    go_mod, go_sum = JAEGER_MODULE / "go.mod", JAEGER_MODULE / "go.sum"
-    target = root / f"jaeger-{JAEGER_MODULE_VERSION}-{_digest(_JAEGER_LDFLAGS, go_mod, go_sum)}" / "jaeger"
+    target = jaeger_path(root)
     if target.is_file():
         return target
     with tempfile.TemporaryDirectory(prefix="jaeger-build-") as work:

@@ -37,6 +37,8 @@ from integration.processes import (
 # the setup of the first integration test; every wait inside the tests is
 # bounded on its own (process start, trace arrival, subprocess calls).
 COLD_BUILD_TIMEOUT_S = 1800
+# Read at collection: the suite's autouse fixture clears DSPY_OTEL_* variables before each test.
+CACHE_ROOT = load_build_script().cache_root()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -55,7 +57,11 @@ def binaries(pytestconfig: pytest.Config) -> Binaries:
             pytest.fail(f"{message}; under CI=true these tests must run")
         pytest.skip(message)
     started = time.monotonic()
-    built = load_build_script().build_all(log=lambda line: report(pytestconfig, f"[integration] build {line}"))
+
+    def log(line: str) -> None:
+        report(pytestconfig, f"[integration] build {line}")
+
+    built = load_build_script().build_all(root=CACHE_ROOT, log=log)
     report(pytestconfig, f"[integration] collector and Jaeger ready in {time.monotonic() - started:.1f} s")
     return Binaries(Path(built.collector), Path(built.jaeger))
 
