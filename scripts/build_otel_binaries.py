@@ -42,6 +42,7 @@ JAEGER_MODULE_VERSION = "v1.76.0"
 # (the jaegertracing/jaeger:2.13.0 image). Jaeger's own build stamps it the same way.
 JAEGER_V2_VERSION = "v2.13.0"
 _JAEGER_LDFLAGS = f"-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion={JAEGER_V2_VERSION}"
+_JAEGER_BUILD_FLAGS = ("-mod=readonly", "-buildvcs=false", "-trimpath", "-ldflags", _JAEGER_LDFLAGS)
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFEST = REPO / "collector-build" / "builder-config.yaml"
@@ -103,7 +104,7 @@ def collector_path(root: Path) -> Path:
 
 def jaeger_path(root: Path) -> Path:
     """Where Jaeger built from the current Go module is cached."""
-    digest = _digest(_JAEGER_LDFLAGS, JAEGER_MODULE / "go.mod", JAEGER_MODULE / "go.sum")
+    digest = _digest(" ".join(_JAEGER_BUILD_FLAGS), JAEGER_MODULE / "go.mod", JAEGER_MODULE / "go.sum")
     return root / f"jaeger-{JAEGER_MODULE_VERSION}-{digest}" / "jaeger"
 
 
@@ -148,8 +149,7 @@ def build_jaeger(go: str, root: Path) -> Path:
         return target
     with tempfile.TemporaryDirectory(prefix="jaeger-build-") as work:
         built = Path(work) / "jaeger"
-        command = [go, "build", "-mod=readonly", "-trimpath", "-ldflags", _JAEGER_LDFLAGS, "-o", str(built)]
-        _run([*command, JAEGER_PACKAGE], cwd=JAEGER_MODULE)
+        _run([go, "build", *_JAEGER_BUILD_FLAGS, "-o", str(built), JAEGER_PACKAGE], cwd=JAEGER_MODULE)
         return _install(built, target)
 
 
