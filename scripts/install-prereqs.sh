@@ -10,6 +10,5 @@ if ! command -v docker-compose >/dev/null 2>&1; then
         echo "install-prereqs: docker-compose is missing and cannot be installed here (needs root and apt-get)" >&2
     fi
 fi
-if [ -f scripts/build_otel_binaries.py ]; then
-    .venv/bin/python scripts/build_otel_binaries.py
-fi
+export PATH="$PATH:/usr/local/go/bin"  # where the Go toolchain lives on these machines
+.venv/bin/python scripts/build_otel_binaries.py

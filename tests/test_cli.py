@@ -76,3 +76,11 @@ def test_import_is_light() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_inspect_names_the_jaeger_it_cannot_read(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DSPY_OTEL_JAEGER_URL", f"http://127.0.0.1:{_closed_port()}")
+    assert main(["inspect", "--last", "2"]) == 1
+    assert "cannot read traces from http://127.0.0.1:" in capsys.readouterr().err

@@ -5,6 +5,7 @@ Commands:
     ``dspy-otel config``   print every effective setting, its value and where it came from
                            (``--table``: the Markdown table of all settings).
     ``dspy-otel check``    exit 1 if any environment setting is invalid, naming what is allowed.
+    ``dspy-otel inspect``  print the last LM calls stored in Jaeger, like ``dspy.inspect_history``.
 
 Example:
     $ DSPY_OTEL_PROFILE=staging dspy-otel config
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from dspy_otel._config import TABLE, markdown_table, problems, resolve
+from dspy_otel._jaeger import add_inspect_parser, run_inspect
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -56,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.add_argument("--table", action="store_true", help="print the table of every setting as Markdown")
     config.set_defaults(run=_config)
     commands.add_parser("check", help="fail on invalid environment settings").set_defaults(run=_check)
+    add_inspect_parser(commands).set_defaults(run=run_inspect)
     args = parser.parse_args(argv)
     status: int = args.run(args)
     return status
