@@ -166,7 +166,10 @@ class Runner:
             detail = f"tracemalloc +{result['traced_growth'] / MIB:.2f} MiB"
         else:
             into.rounds.append(result)
-            detail = f"{result['us_per_call']:.0f} us/call, RSS +{result['rss_growth'] / MIB:.2f} MiB"
+            detail = (
+                f"{result['us_per_call']:.0f} us/call wall, {result['cpu_us_per_call']:.0f} CPU, "
+                f"RSS +{result['rss_growth'] / MIB:.2f} MiB"
+            )
         log(f"[{what}] {config.name}: {detail} ({time.perf_counter() - started:.0f} s)")
 
 
