@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,19 @@ from dspy_otel._config import TABLE
 from dspy_otel._fake_lm import FakeOpenAIServer
 
 CANARY_KEY = "sk-CANARY-6f1d2c9e8b7a"
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (it was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def env_without_settings() -> dict[str, str]:
+    """This process's environment minus every ``OTEL_*`` and ``DSPY_OTEL_*`` variable, for subprocesses."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DSPY_OTEL_"))}
 
 
 def parent_id(span: ReadableSpan) -> int | None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from conftest import env_without_settings
 
 APP = """
 import dspy
@@ -40,7 +41,7 @@ def test_opentelemetry_instrument_traces_an_unmodified_app(tmp_path: Path) -> No
             "install opentelemetry-distro (it must be in the package's dependencies or test extra)"
         )
     (tmp_path / "app.py").write_text(APP)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "DSPY_OTEL_"))}
+    env = env_without_settings()
     env.update(
         OTEL_TRACES_EXPORTER="console",
         OTEL_METRICS_EXPORTER="none",

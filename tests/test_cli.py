@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import closed_port, env_without_settings
 from dspy_otel.cli import main
 
 
@@ -32,16 +31,9 @@ def test_check_fails_on_bad_values(capsys: pytest.CaptureFixture[str], monkeypat
     assert "OTEL_TRACES_EXPORTER='jaeger': allowed: otlp, console, none" in capsys.readouterr().err
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def test_demo_falls_back_to_a_file_and_says_so(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DSPY_OTEL_"))}
-    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
+    env = env_without_settings()
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{closed_port()}"
     done = subprocess.run(
         [sys.executable, "-m", "dspy_otel.cli", "demo"],
         cwd=tmp_path,
@@ -81,6 +73,6 @@ def test_import_is_light() -> None:
 def test_inspect_names_the_jaeger_it_cannot_read(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DSPY_OTEL_JAEGER_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("DSPY_OTEL_JAEGER_URL", f"http://127.0.0.1:{closed_port()}")
     assert main(["inspect", "--last", "2"]) == 1
     assert "cannot read traces from http://127.0.0.1:" in capsys.readouterr().err
