@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -32,6 +35,20 @@ def closed_port() -> int:
 def env_without_settings() -> dict[str, str]:
     """This process's environment minus every ``OTEL_*`` and ``DSPY_OTEL_*`` variable, for subprocesses."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DSPY_OTEL_"))}
+
+
+def run_demo(cwd: Path, **env: str) -> str:
+    """Run ``dspy-otel demo`` in a subprocess with a settings-free environment plus ``env``; return its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dspy_otel.cli", "demo"],
+        cwd=cwd,
+        env={**env_without_settings(), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
 
 
 def parent_id(span: ReadableSpan) -> int | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import closed_port, env_without_settings
+from conftest import closed_port, run_demo
 from dspy_otel.cli import main
 
 
@@ -32,21 +32,11 @@ def test_check_fails_on_bad_values(capsys: pytest.CaptureFixture[str], monkeypat
 
 
 def test_demo_falls_back_to_a_file_and_says_so(tmp_path: Path) -> None:
-    env = env_without_settings()
-    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{closed_port()}"
-    done = subprocess.run(
-        [sys.executable, "-m", "dspy_otel.cli", "demo"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert "no collector at 127.0.0.1" in done.stdout
-    assert "falling back to OTLP-JSON" in done.stdout
-    assert "execute_tool _weather" in done.stdout
-    assert "ERROR" in done.stdout
+    stdout = run_demo(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
+    assert "no collector at 127.0.0.1" in stdout
+    assert "falling back to OTLP-JSON" in stdout
+    assert "execute_tool _weather" in stdout
+    assert "ERROR" in stdout
     lines = (tmp_path / "dspy-otel-demo-traces.jsonl").read_text().splitlines()
     spans = [
         span

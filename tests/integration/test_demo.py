@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import env_without_settings
+from conftest import run_demo
 from integration.processes import Jaeger, StartCollector, wait_for
 
 pytestmark = pytest.mark.integration
@@ -25,18 +23,8 @@ def test_demo_exports_to_the_collector_and_reaches_jaeger(
         DSPY_OTEL_COLLECTOR_SAMPLE_PERCENT="100",
     )
     service = f"demo-{uuid.uuid4().hex[:8]}"
-    env = env_without_settings()
-    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=collector.otlp_endpoint("grpc"), OTEL_SERVICE_NAME=service)
-    done = subprocess.run(
-        [sys.executable, "-m", "dspy_otel.cli", "demo"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert "exporting over OTLP to the collector at 127.0.0.1" in done.stdout
+    stdout = run_demo(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=collector.otlp_endpoint("grpc"), OTEL_SERVICE_NAME=service)
+    assert "exporting over OTLP to the collector at 127.0.0.1" in stdout
     assert not (tmp_path / "dspy-otel-demo-traces.jsonl").exists()
 
     wait_for("the demo's 6 traces in Jaeger", lambda: len(jaeger.traces(service)) == 6)
