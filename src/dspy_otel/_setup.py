@@ -100,11 +100,6 @@ def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) ->
         return provider
 
 
-def current_settings() -> Settings | None:
-    """The settings of the active :func:`configure`, or ``None`` before it."""
-    return _settings
-
-
 def shutdown(timeout_millis: int = 10_000) -> None:
     """Flush pending spans (waiting at most ``timeout_millis``), un-instrument DSPy, shut the provider down."""
     global _provider, _settings

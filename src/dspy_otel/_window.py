@@ -55,11 +55,6 @@ class Window:
     def __init__(self, size: int) -> None:
         self._records: deque[CallRecord] = deque(maxlen=size)
 
-    @property
-    def size(self) -> int:
-        """The most records the window keeps."""
-        return self._records.maxlen or 0
-
     def add(self, record: CallRecord) -> None:
         """Keep ``record``, dropping the oldest one when the window is full."""
         self._records.append(record)
@@ -69,19 +64,14 @@ class Window:
         records = list(self._records)
         return records[-n:] if n > 0 else []
 
-    def clear(self) -> None:
-        """Forget every record."""
-        self._records.clear()
-
 
 _window: Window | None = None
 
 
-def set_window(size: int) -> Window | None:
-    """Install a window of ``size`` records (``0`` removes it) and return it."""
+def set_window(size: int) -> None:
+    """Install a window of ``size`` records (``0`` removes it)."""
     global _window  # noqa: PLW0603 - the process-wide window is the point of this module
     _window = Window(size) if size > 0 else None
-    return _window
 
 
 def remove_window() -> None:

@@ -24,7 +24,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from dspy_otel._window import CallRecord, current_window
+from dspy_otel._window import CallRecord, Window, current_window
 from dspy_otel.instrumentation import _content, _lm
 
 logger = logging.getLogger("dspy_otel")
@@ -122,10 +122,11 @@ class SpanHooks:
         try:
             if handle.lm_token is not None:
                 _LM_CALL.reset(handle.lm_token)
-                if exception is not None or self._capture or current_window() is not None:
+                window = current_window()
+                if exception is not None or self._capture or window is not None:
                     self._secrets.update(_content.secret_values(getattr(handle.lm, "kwargs", None) or {}))
                     self._secrets.update(_content.secret_values(handle.inputs["kwargs"]))
-                    self._record_content(handle, outputs, exception, self._secrets)
+                    self._record_content(handle, outputs, exception, window)
         except Exception as exc:
             log_failure_once("recording LM content", exc)
         finally:
@@ -135,9 +136,8 @@ class SpanHooks:
             otel_context.detach(handle.token)  # type: ignore[arg-type]
 
     def _record_content(
-        self, handle: Handle, outputs: Any, exception: BaseException | None, secrets: Iterable[str]
+        self, handle: Handle, outputs: Any, exception: BaseException | None, window: Window | None
     ) -> None:
-        window = current_window()
         recording = handle.span.is_recording()
         if window is None and not (self._capture and recording):
             return
@@ -150,13 +150,13 @@ class SpanHooks:
             details = {gen_ai.GEN_AI_INPUT_MESSAGES: _content.to_json(messages or [], self._max)}
             if outputs_json is not None:
                 details[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _content.to_json(outputs_json, self._max)
-            details = {key: _content.scrub(value, secrets) for key, value in details.items()}
+            details = {key: _content.scrub(value, self._secrets) for key, value in details.items()}
             if self._on_span:
                 handle.span.set_attributes(details)
             if self._in_event:
                 handle.span.add_event(_DETAILS_EVENT, details)
         if window is not None:
-            window.add(_call_record(handle, messages, outputs if self._capture else None, exception, secrets))
+            window.add(_call_record(handle, messages, outputs if self._capture else None, exception, self._secrets))
 
 
 def _call_record(

@@ -106,22 +106,20 @@ def _carry_context(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def install(hooks: SpanHooks) -> Callable[[], None]:
     """Hook DSPy; return the function that restores every patched attribute exactly."""
+    traced_calls: tuple[tuple[str, str, tuple[str, ...], Start], ...] = (
+        ("dspy.clients.base_lm", "BaseLM", ("__call__", "acall"), hooks.start_lm),
+        ("dspy.primitives.module", "Module", ("__call__", "acall"), hooks.start_module),
+        ("dspy.adapters.types.tool", "Tool", ("__call__", "acall"), hooks.start_tool),
+        ("dspy.evaluate.evaluate", "Evaluate", ("__call__",), hooks.start_module),
+    )
     targets: list[tuple[str, str, str, Callable[[Any], Callable[..., Any]]]] = [
-        ("dspy.clients.base_lm", "BaseLM", name, lambda m: _traced(m, hooks.start_lm, hooks))
-        for name in ("__call__", "acall")
+        (module_name, class_name, name, functools.partial(_traced, start=start, hooks=hooks))
+        for module_name, class_name, names, start in traced_calls
+        for name in names
     ]
     targets += [
-        ("dspy.primitives.module", "Module", name, lambda m: _traced(m, hooks.start_module, hooks))
-        for name in ("__call__", "acall")
-    ]
-    targets += [
-        ("dspy.adapters.types.tool", "Tool", name, lambda m: _traced(m, hooks.start_tool, hooks))
-        for name in ("__call__", "acall")
-    ]
-    targets += [
-        ("dspy.evaluate.evaluate", "Evaluate", "__call__", lambda m: _traced(m, hooks.start_module, hooks)),
         ("dspy.utils.parallelizer", "ParallelExecutor", "execute", _carry_context),
-        ("dspy.clients.execution", "", "finalize", lambda m: _observe_finalize(m, hooks)),
+        ("dspy.clients.execution", "", "finalize", functools.partial(_observe_finalize, hooks=hooks)),
     ]
     restore: list[tuple[Any, str, Any]] = []
     for module_name, class_name, name, wrap in targets:
