@@ -44,11 +44,11 @@ def _assert_whole(sent: Sent, stored: dict[str, dict[str, Mapping[str, Any]]], t
 
 def _assert_failed_trace(stored: dict[str, Mapping[str, Any]]) -> None:
     by_name = {span["name"]: span for span in stored.values()}
-    assert set(by_name) == {"ChainOfThought", "Predict", "chat gpt-4o-mini"}
-    lm, predict = by_name["chat gpt-4o-mini"], by_name["Predict"]
+    assert set(by_name) == {"ChainOfThought", "chat gpt-4o-mini"}
+    lm, cot = by_name["chat gpt-4o-mini"], by_name["ChainOfThought"]
     assert lm["kind"] == 3  # CLIENT
-    assert predict["kind"] == 1  # INTERNAL
-    assert lm["parentSpanId"] == predict["spanId"]
+    assert cot["kind"] == 1  # INTERNAL
+    assert lm["parentSpanId"] == cot["spanId"]
     assert lm["status"]["code"] == 2  # ERROR
     attributes = span_attributes(lm)
     assert attributes["gen_ai.operation.name"] == "chat"

@@ -12,7 +12,7 @@ value the LM was given.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 TRUNCATION_MARK = "…[truncated {0} chars]"
@@ -73,7 +73,7 @@ def input_messages(prompt: Any, messages: Any) -> list[dict[str, Any]]:
     return []
 
 
-def output_messages(outputs: Iterable[Any], finish_reasons: list[str]) -> list[dict[str, Any]]:
+def output_messages(outputs: Iterable[Any], finish_reasons: Sequence[str]) -> list[dict[str, Any]]:
     """DSPy LM outputs (strings, or dicts with ``text``/``tool_calls``) as GenAI output messages."""
     result = []
     for index, output in enumerate(outputs):

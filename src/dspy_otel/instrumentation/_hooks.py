@@ -5,6 +5,12 @@
 handle passed between them is a local of the wrapper, so no per-call state
 outlives the call on any path. The one piece of shared state, the LM call in
 progress (read when DSPy hands over the call result), is a ``ContextVar``.
+
+A ``ChainOfThought`` span stands for its inner ``Predict`` too: DSPy's
+``ChainOfThought`` only adds a reasoning field and calls ``self.predict``, so a
+separate ``Predict`` span under it would carry nothing of its own while costing
+as much as any span. The LM spans hang directly under ``ChainOfThought``.
+Every other ``Predict`` (called by your modules, ``ReAct``, ...) has its span.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,20 +37,30 @@ logger = logging.getLogger("dspy_otel")
 
 MODULE_CLASS = "dspy.module.class"
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+_FOLDED = otel_context.create_key("dspy_otel.folded_predictor")
 
 
-@dataclass
+@dataclass(slots=True)
+class LMCall:
+    """What the end of an LM span needs: the LM, its inputs, and what DSPy's call result said."""
+
+    lm: Any
+    prompt: Any
+    messages: Any
+    kwargs: dict[str, Any]
+    token: Token[Handle | None] | None = None
+    started_ns: int = 0
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    finish_reasons: Sequence[str] = ()
+
+
+@dataclass(slots=True)
 class Handle:
-    """An open span, the context token to restore, and for LM calls what the end needs."""
+    """An open span, the context token to restore and, for LM spans, the call."""
 
     span: Span
     token: object
-    lm: Any = None
-    inputs: dict[str, Any] = field(default_factory=dict)
-    lm_token: Token[Handle | None] | None = None
-    started_ns: int = 0
-    attributes: dict[str, Any] = field(default_factory=dict)
-    finish_reasons: list[str] = field(default_factory=list)
+    call: LMCall | None = None
 
 
 _LM_CALL: ContextVar[Handle | None] = ContextVar("dspy_otel_lm_call", default=None)
@@ -75,15 +91,25 @@ class SpanHooks:
         self._capture = self._on_span or self._in_event
         self._max = content_max_length
         self._secrets: set[str] = set()  # credential values of traced LMs, scrubbed from every error
+        self._folding = _folding_classes()
 
     def _open(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> Handle:
         span = self._tracer.start_span(name, kind=kind, attributes=attributes)
         return Handle(span, otel_context.attach(trace.set_span_in_context(span)))
 
-    def start_module(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle:
-        """Open an INTERNAL span named after the module's class (``Evaluate`` for evaluations)."""
+    def start_module(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
+        """Open an INTERNAL span named after the module's class (``Evaluate`` for evaluations).
+
+        Returns ``None`` (no span) for the ``Predict`` of the ``ChainOfThought`` in progress.
+        """
+        if instance is otel_context.get_value(_FOLDED):
+            return None
         cls = type(instance)
-        return self._open(cls.__name__, SpanKind.INTERNAL, {MODULE_CLASS: cls.__qualname__})
+        span = self._tracer.start_span(cls.__name__, attributes={MODULE_CLASS: cls.__qualname__})
+        context = trace.set_span_in_context(span)
+        if isinstance(instance, self._folding):
+            context = otel_context.set_value(_FOLDED, getattr(instance, "predict", None), context)
+        return Handle(span, otel_context.attach(context))
 
     def start_tool(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle:
         """Open an ``execute_tool {name}`` span."""
@@ -100,33 +126,35 @@ class SpanHooks:
             log_failure_once("reading LM request attributes", exc)
             attributes = {}
         handle = self._open(_lm.span_name(instance), SpanKind.CLIENT, attributes)
-        handle.lm, handle.started_ns = instance, time.perf_counter_ns()
         prompt = args[0] if args else kwargs.get("prompt")
-        handle.inputs = {"prompt": prompt, "messages": kwargs.get("messages"), "kwargs": call_kwargs}
-        handle.lm_token = _LM_CALL.set(handle)
+        handle.call = call = LMCall(instance, prompt, kwargs.get("messages"), call_kwargs)
+        call.token, call.started_ns = _LM_CALL.set(handle), time.perf_counter_ns()
         return handle
 
     def on_lm_result(self, result: Any) -> None:
         """Put usage, cost, response model and cache hit of the LM call in progress onto its span."""
         handle = _LM_CALL.get()
-        if handle is None:
+        if handle is None or handle.call is None:
             return
+        if not (handle.span.is_recording() or current_window() is not None):
+            return  # sampled out and no window: nobody reads them
         try:
-            handle.attributes, handle.finish_reasons = _lm.result_attributes(result)
-            handle.span.set_attributes(handle.attributes)
+            handle.call.attributes, handle.call.finish_reasons = _lm.result_attributes(result)
+            handle.span.set_attributes(handle.call.attributes)
         except Exception as exc:
             log_failure_once("reading LM usage", exc)
 
     def end(self, handle: Handle, outputs: Any, exception: BaseException | None) -> None:
         """Record the outcome (content and window record for LM calls), end the span, restore the context."""
         try:
-            if handle.lm_token is not None:
-                _LM_CALL.reset(handle.lm_token)
+            call = handle.call
+            if call is not None and call.token is not None:
+                _LM_CALL.reset(call.token)
                 window = current_window()
                 if exception is not None or self._capture or window is not None:
-                    self._secrets.update(_content.secret_values(getattr(handle.lm, "kwargs", None) or {}))
-                    self._secrets.update(_content.secret_values(handle.inputs["kwargs"]))
-                    self._record_content(handle, outputs, exception, window)
+                    self._secrets.update(_content.secret_values(getattr(call.lm, "kwargs", None) or {}))
+                    self._secrets.update(_content.secret_values(call.kwargs))
+                    self._record_content(handle.span, call, outputs, exception, window)
         except Exception as exc:
             log_failure_once("recording LM content", exc)
         finally:
@@ -136,44 +164,55 @@ class SpanHooks:
             otel_context.detach(handle.token)  # type: ignore[arg-type]
 
     def _record_content(
-        self, handle: Handle, outputs: Any, exception: BaseException | None, window: Window | None
+        self, span: Span, call: LMCall, outputs: Any, exception: BaseException | None, window: Window | None
     ) -> None:
-        recording = handle.span.is_recording()
+        recording = span.is_recording()
         if window is None and not (self._capture and recording):
             return
         messages = outputs_json = None
         if self._capture:
-            messages = _content.input_messages(handle.inputs["prompt"], handle.inputs["messages"])
+            messages = _content.input_messages(call.prompt, call.messages)
             if outputs is not None:
-                outputs_json = _content.output_messages(outputs, handle.finish_reasons)
+                outputs_json = _content.output_messages(outputs, call.finish_reasons)
         if self._capture and recording:
             details = {gen_ai.GEN_AI_INPUT_MESSAGES: _content.to_json(messages or [], self._max)}
             if outputs_json is not None:
                 details[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _content.to_json(outputs_json, self._max)
             details = {key: _content.scrub(value, self._secrets) for key, value in details.items()}
             if self._on_span:
-                handle.span.set_attributes(details)
+                span.set_attributes(details)
             if self._in_event:
-                handle.span.add_event(_DETAILS_EVENT, details)
+                span.add_event(_DETAILS_EVENT, details)
         if window is not None:
-            window.add(_call_record(handle, messages, outputs if self._capture else None, exception, self._secrets))
+            outputs = outputs if self._capture else None
+            window.add(_call_record(span, call, messages, outputs, exception, secrets=self._secrets))
+
+
+def _folding_classes() -> tuple[type, ...]:
+    """The DSPy modules whose span also stands for their ``predict`` (``ChainOfThought``)."""
+    try:
+        from dspy.predict.chain_of_thought import ChainOfThought
+    except ImportError as exc:
+        log_failure_once("finding dspy.ChainOfThought in this DSPy version", exc)
+        return ()
+    return (ChainOfThought,)
 
 
 def _call_record(
-    handle: Handle, messages: Any, outputs: Any, exception: BaseException | None, secrets: Iterable[str]
+    span: Span, call: LMCall, messages: Any, outputs: Any, exception: BaseException | None, *, secrets: Iterable[str]
 ) -> CallRecord:
-    attrs = handle.attributes
+    attrs = call.attributes
     return CallRecord(
         timestamp=datetime.now(),
-        model=str(getattr(handle.lm, "model", "")),
+        model=str(getattr(call.lm, "model", "")),
         messages=messages,
         outputs=list(outputs) if outputs is not None else None,
         input_tokens=attrs.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS),
         output_tokens=attrs.get(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS),
-        latency_ms=(time.perf_counter_ns() - handle.started_ns) / 1e6,
+        latency_ms=(time.perf_counter_ns() - call.started_ns) / 1e6,
         cache_hit=bool(attrs.get(_lm.CACHE_HIT, False)),
         error=_content.scrub(f"{type(exception).__name__}: {exception}", secrets) if exception else None,
-        trace_id=format(handle.span.get_span_context().trace_id, "032x"),
+        trace_id=format(span.get_span_context().trace_id, "032x"),
     )
 
 

@@ -28,7 +28,7 @@ from opentelemetry import context as otel_context
 
 from dspy_otel.instrumentation._hooks import Handle, SpanHooks, log_failure_once
 
-Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], Handle]
+Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], "Handle | None"]
 
 
 def _traced(method: Callable[..., Any], start: Start, hooks: SpanHooks) -> Callable[..., Any]:
