@@ -32,7 +32,12 @@ Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], "Handle | None"]
 
 
 def _traced(method: Callable[..., Any], start: Start, hooks: SpanHooks) -> Callable[..., Any]:
-    """Wrap ``method`` so each call runs inside a span opened by ``start`` and closed by ``hooks.end``."""
+    """Wrap ``method`` so each call runs inside a span opened by ``start`` and closed by ``hooks.end``.
+
+    A failure of the telemetry itself is logged once and never reaches the call: the method runs
+    without a span when ``start`` fails, and its result or exception is unchanged when ``end`` fails.
+    """
+    end = hooks.end
 
     def begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         try:
@@ -41,18 +46,19 @@ def _traced(method: Callable[..., Any], start: Start, hooks: SpanHooks) -> Calla
             log_failure_once("opening a span", exc)
             return None
 
-    def finish(handle: Handle | None, outputs: Any, exception: BaseException | None) -> None:
-        if handle is not None:
-            try:
-                hooks.end(handle, outputs, exception)
-            except Exception as exc:
-                log_failure_once("closing a span", exc)
+    def finish(handle: Handle, outputs: Any, exception: BaseException | None) -> None:
+        try:
+            end(handle, outputs, exception)
+        except Exception as exc:
+            log_failure_once("closing a span", exc)
 
     if inspect.iscoroutinefunction(method):
 
         @functools.wraps(method)
         async def traced_async(self: Any, *args: Any, **kwargs: Any) -> Any:
             handle = begin(self, args, kwargs)
+            if handle is None:
+                return await method(self, *args, **kwargs)
             try:
                 result = await method(self, *args, **kwargs)
             except BaseException as exc:
@@ -66,6 +72,8 @@ def _traced(method: Callable[..., Any], start: Start, hooks: SpanHooks) -> Calla
     @functools.wraps(method)
     def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
         handle = begin(self, args, kwargs)
+        if handle is None:
+            return method(self, *args, **kwargs)
         try:
             result = method(self, *args, **kwargs)
         except BaseException as exc:
