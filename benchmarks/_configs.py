@@ -65,6 +65,13 @@ CONFIGS: tuple[BenchConfig, ...] = (
         otel_overrides=(*_PRODUCTION_ALWAYS_ON, ("capture_content", "SPAN_ONLY")),
     ),
     BenchConfig(
+        "otel-head-10",
+        "dspy-otel production, 10 % head sampling",
+        "project",
+        "dspy_otel",
+        otel_overrides=(("profile", "production"), ("sampler", "parentbased_traceidratio"), ("sampler_arg", "0.1")),
+    ),
+    BenchConfig(
         "genai-dspy",
         "opentelemetry-instrumentation-genai-dspy",
         "peers",

@@ -237,7 +237,7 @@ def table(configs: list[BenchConfig], results: dict[str, Measurements]) -> str:
             percent(cpu, cpu_second),
             mib(m.traced["traced_growth"]) if m.traced else f"failed: {m.error}" if m.error else "-",
             mib(median_of(m, "rss_growth")),
-            "-" if spans is None else f"{spans:g}",
+            "-" if spans is None else f"{spans:.3g}",
         ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
