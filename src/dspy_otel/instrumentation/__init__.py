@@ -3,7 +3,8 @@
 One program run is one trace: module spans (INTERNAL, named after the class:
 ``ChainOfThought``, ``ReAct``, your own modules), LM spans (CLIENT, GenAI
 semantic conventions, ``"chat gpt-4o-mini"``) under the module that made the
-call, and tool spans (``execute_tool {name}``). Parenting holds across asyncio
+call (a ``ChainOfThought`` span also stands for its inner ``Predict``), and
+tool spans (``execute_tool {name}``). Parenting holds across asyncio
 tasks and across ``dspy.Parallel`` / ``dspy.Evaluate`` worker threads. Every
 ``dspy.BaseLM`` subclass is traced, cache hits included.
 
