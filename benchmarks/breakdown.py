@@ -55,6 +55,7 @@ from run import ROOT, fake_server
 DEFAULTS = "DSPy defaults"
 STEPS = (DEFAULTS, "none", "no-op tracer", "not sampled", "recorded", "exported")
 HISTORY_CAP = 10_000
+WARMUP = 100  # calls per step before the rounds
 
 
 def provider_for(step: str) -> tuple[trace.TracerProvider | None, NullExporter | None]:
@@ -108,7 +109,7 @@ def part_one(url: str, block: int, rounds: int) -> None:
         return cpu / calls * 1e6
 
     for step in STEPS:
-        run_block(step, 100)  # warm-up
+        run_block(step, WARMUP)
     for number in range(rounds):
         order = STEPS[number % len(STEPS) :] + STEPS[: number % len(STEPS)]
         for step in order:
@@ -117,7 +118,7 @@ def part_one(url: str, block: int, rounds: int) -> None:
     provider, exporter = setups["exported"]
     if isinstance(provider, TracerProvider):
         provider.force_flush()
-    exported_calls = rounds * block + 100
+    exported_calls = rounds * block + WARMUP
     print(f"Part 1: ChainOfThought workload, {rounds} rounds x {block} calls per step (medians, CPU µs/call)\n")
     print("| step | median | vs DSPy defaults | vs none | this step adds | best block | best vs none |")
     print("|---|--:|--:|--:|--:|--:|--:|")

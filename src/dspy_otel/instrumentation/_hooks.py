@@ -48,8 +48,8 @@ class LMCall:
     prompt: Any
     messages: Any
     kwargs: dict[str, Any]
-    token: Token[Handle | None] | None = None
-    started_ns: int = 0
+    token: Token[Handle | None]
+    started_ns: int
     attributes: Mapping[str, Any] = field(default_factory=dict)
     finish_reasons: Sequence[str] = ()
 
@@ -93,9 +93,13 @@ class SpanHooks:
         self._secrets: set[str] = set()  # credential values of traced LMs, scrubbed from every error
         self._folding = _folding_classes()
 
-    def _open(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> Handle:
+    def _open(self, name: str, kind: SpanKind, attributes: dict[str, Any], folds: Any = None) -> Handle:
+        """Start a span and make it current; ``folds``: the predictor this span also stands for."""
         span = self._tracer.start_span(name, kind=kind, attributes=attributes)
-        return Handle(span, otel_context.attach(trace.set_span_in_context(span)))
+        context = trace.set_span_in_context(span)
+        if folds is not None:
+            context = otel_context.set_value(_FOLDED, folds, context)
+        return Handle(span, otel_context.attach(context))
 
     def start_module(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open an INTERNAL span named after the module's class (``Evaluate`` for evaluations).
@@ -105,11 +109,8 @@ class SpanHooks:
         if instance is otel_context.get_value(_FOLDED):
             return None
         cls = type(instance)
-        span = self._tracer.start_span(cls.__name__, attributes={MODULE_CLASS: cls.__qualname__})
-        context = trace.set_span_in_context(span)
-        if isinstance(instance, self._folding):
-            context = otel_context.set_value(_FOLDED, getattr(instance, "predict", None), context)
-        return Handle(span, otel_context.attach(context))
+        folds = getattr(instance, "predict", None) if isinstance(instance, self._folding) else None
+        return self._open(cls.__name__, SpanKind.INTERNAL, {MODULE_CLASS: cls.__qualname__}, folds)
 
     def start_tool(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle:
         """Open an ``execute_tool {name}`` span."""
@@ -127,8 +128,8 @@ class SpanHooks:
             attributes = {}
         handle = self._open(_lm.span_name(instance), SpanKind.CLIENT, attributes)
         prompt = args[0] if args else kwargs.get("prompt")
-        handle.call = call = LMCall(instance, prompt, kwargs.get("messages"), call_kwargs)
-        call.token, call.started_ns = _LM_CALL.set(handle), time.perf_counter_ns()
+        token = _LM_CALL.set(handle)
+        handle.call = LMCall(instance, prompt, kwargs.get("messages"), call_kwargs, token, time.perf_counter_ns())
         return handle
 
     def on_lm_result(self, result: Any) -> None:
@@ -148,7 +149,7 @@ class SpanHooks:
         """Record the outcome (content and window record for LM calls), end the span, restore the context."""
         try:
             call = handle.call
-            if call is not None and call.token is not None:
+            if call is not None:
                 _LM_CALL.reset(call.token)
                 window = current_window()
                 if exception is not None or self._capture or window is not None:
