@@ -43,9 +43,9 @@ def test_unset_profile_means_production_and_empty_env_is_unset() -> None:
 @pytest.mark.parametrize(
     ("profile", "expected"),
     [
-        ("development", ("keep", 200, "SPAN_ONLY", "parentbased_always_on", 1.0)),
+        ("development", ("keep", 200, "SPAN_ONLY", "parentbased_always_on", None)),
         ("staging", ("off", 50, "NO_CONTENT", "parentbased_traceidratio", 0.25)),
-        ("production", ("off", 0, "NO_CONTENT", "parentbased_always_on", 1.0)),
+        ("production", ("off", 0, "NO_CONTENT", "parentbased_always_on", None)),
     ],
 )
 def test_profiles_pick_coherent_defaults(profile: str, expected: tuple[Any, ...]) -> None:
@@ -115,12 +115,12 @@ def test_generic_otlp_protocol_variable_is_read() -> None:
     assert build_exporter(resolve({"exporter": "none"}, {})) is None
 
 
-def test_samplers_are_the_sdk_ones() -> None:
-    ratio = build_sampler(resolve({"sampler": "traceidratio", "sampler_arg": 0.1}, {}))
+def test_standard_sampler_names_are_the_sdk_samplers() -> None:
+    ratio = build_sampler(resolve({"sampler": "traceidratio", "sampler_arg": 0.1}, {})).inner
     assert isinstance(ratio, sampling.TraceIdRatioBased)
     assert ratio.rate == 0.1
-    assert build_sampler(resolve({}, {})) is sampling.DEFAULT_ON
-    assert build_sampler(resolve({"sampler": "always_off"}, {})) is sampling.ALWAYS_OFF
+    assert build_sampler(resolve({}, {})).inner is sampling.DEFAULT_ON
+    assert build_sampler(resolve({"sampler": "always_off"}, {})).inner is sampling.ALWAYS_OFF
 
 
 def test_configure_is_idempotent(traced: Callable[..., Traced], lm: Any, caplog: pytest.LogCaptureFixture) -> None:

@@ -22,8 +22,8 @@ from opentelemetry.semconv.attributes import server_attributes as server
 from opentelemetry.trace import SpanKind, StatusCode
 
 from conftest import CANARY_KEY, Traced, parent_id
+from dspy_otel._attributes import CACHE_HIT, COST, LM_CLASS
 from dspy_otel._fake_lm import FakeOpenAIServer, completion_text
-from dspy_otel.instrumentation._lm import CACHE_HIT, COST, LM_CLASS
 
 LM_SPAN = "chat gpt-4o-mini"
 USAGE = (gen_ai.GEN_AI_USAGE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, COST)

@@ -14,7 +14,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.trace import SpanKind, StatusCode
 
 from conftest import Traced, parent_id
-from dspy_otel.instrumentation._hooks import MODULE_CLASS
+from dspy_otel._attributes import MODULE_CLASS
 
 LM_SPAN = "chat gpt-4o-mini"
 

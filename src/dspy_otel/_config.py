@@ -20,19 +20,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dspy_otel.sampling.head import HEAD_SAMPLERS, parse_sampler_arg
+from dspy_otel.sampling.policies import Policy, parse_policies
+
 logger = logging.getLogger("dspy_otel")
 
 PROFILES = ("development", "staging", "production")
+SAMPLERS = tuple(HEAD_SAMPLERS)
 CONTENT_MODES = ("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT")
 _CONTENT_ALIASES = {"TRUE": "SPAN_ONLY", "FALSE": "NO_CONTENT"}
-SAMPLERS = (
-    "always_on",
-    "always_off",
-    "traceidratio",
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-)
 
 
 def _choice(allowed: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
@@ -67,16 +63,6 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def _ratio(raw: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError("allowed: a number from 0.0 to 1.0") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError("allowed: a number from 0.0 to 1.0")
-    return value
-
-
 def _bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value not in ("true", "false"):
@@ -95,14 +81,17 @@ class Setting:
         default: The value when neither argument, env nor profile sets it.
         doc: What it means, for the README and ``dspy-otel config``.
         profiles: Profile name -> default for that profile (overrides ``default``).
+        needs: Earlier settings that ``parse`` takes as keywords. Its profile default applies only
+            when those came from the same profile (a profile's sampler ratio goes with its sampler).
     """
 
     name: str
     env: str
-    parse: Callable[[str], Any]
+    parse: Callable[..., Any]
     default: Any
     doc: str
     profiles: Mapping[str, Any] | None = None
+    needs: tuple[str, ...] = ()
 
 
 TABLE: tuple[Setting, ...] = (
@@ -156,10 +145,49 @@ TABLE: tuple[Setting, ...] = (
     Setting(
         "sampler_arg",
         "OTEL_TRACES_SAMPLER_ARG",
-        _ratio,
-        1.0,
-        "Sampling ratio for the traceidratio samplers, 0.0 to 1.0.",
+        parse_sampler_arg,
+        None,
+        "The head sampler's argument: a ratio 0.0 to 1.0 for the traceidratio samplers (default 1.0); "
+        "traces per second for dspy_otel_rate_limiting (default 10); rules for dspy_otel_rules "
+        "(module=Triage:1.0;*:0.1, default *:1).",
         {"staging": 0.25},
+        needs=("sampler",),
+    ),
+    Setting(
+        "tail_policies",
+        "DSPY_OTEL_TAIL_POLICIES",
+        parse_policies,
+        (),
+        "In-process tail sampling: keep a trace when any policy keeps it: errors, latency:MS, ratio:R, rate:N, "
+        "attribute:KEY=VALUE, tokens:N, cost:USD (comma-separated; none = off).",
+    ),
+    Setting(
+        "tail_decision_wait_ms",
+        "DSPY_OTEL_TAIL_DECISION_WAIT_MS",
+        _int_at_least(1),
+        30_000,
+        "Tail sampling: a trace whose root has not ended this many ms after its first span is decided then.",
+    ),
+    Setting(
+        "tail_max_traces",
+        "DSPY_OTEL_TAIL_MAX_TRACES",
+        _int_at_least(1),
+        10_000,
+        "Tail sampling: traces buffered at once; past it the oldest is decided early on what it has.",
+    ),
+    Setting(
+        "tail_max_spans_per_trace",
+        "DSPY_OTEL_TAIL_MAX_SPANS_PER_TRACE",
+        _int_at_least(1),
+        1_000,
+        "Tail sampling: a trace with this many buffered spans is decided early on what it has.",
+    ),
+    Setting(
+        "tail_max_mib",
+        "DSPY_OTEL_TAIL_MAX_MIB",
+        _int_at_least(1),
+        64,
+        "Tail sampling: estimated MiB buffered in all; past it the oldest traces are decided early.",
     ),
     Setting(
         "exporter",
@@ -198,7 +226,12 @@ class Settings:
     capture_content: str
     content_max_length: int
     sampler: str
-    sampler_arg: float
+    sampler_arg: Any
+    tail_policies: tuple[Policy, ...]
+    tail_decision_wait_ms: int
+    tail_max_traces: int
+    tail_max_spans_per_trace: int
+    tail_max_mib: int
     exporter: str
     protocol: str
     sdk_disabled: bool
@@ -212,19 +245,41 @@ def _env_value(setting: Setting, env: Mapping[str, str]) -> tuple[str, str] | No
     return None
 
 
-def _explicit(setting: Setting, value: Any) -> Any:
+def _parse(setting: Setting, raw: str, values: Mapping[str, Any]) -> Any:
+    return setting.parse(raw, **{name: values[name] for name in setting.needs})
+
+
+def _explicit(setting: Setting, value: Any, values: Mapping[str, Any]) -> Any:
     """Validate a ``configure()`` argument: it is parsed exactly like an env value."""
     if not isinstance(value, (str, int, float)):
         raise ValueError(f"{setting.name}={value!r} is not valid; give a string or a number")
     raw = str(value).lower() if isinstance(value, bool) else str(value)
     try:
-        return setting.parse(raw)
+        return _parse(setting, raw, values)
     except ValueError as exc:
         raise ValueError(f"{setting.name}={value!r} is not valid; {exc}") from None
 
 
+def _walk(overrides: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Settings, list[tuple[str, str, str, str]]]:
+    """Resolve every setting in table order; also return each bad env value (variable, value, why, fallback)."""
+    unknown = sorted(set(overrides) - set(_BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(_BY_NAME)}")
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    bad: list[tuple[str, str, str, str]] = []
+    for setting in TABLE:
+        value, source = _resolve_one(setting, overrides.get(setting.name), env, values, sources, bad)
+        values[setting.name] = value
+        sources[setting.name] = source
+    return Settings(**values, sources=sources), bad
+
+
 def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """Resolve every setting from explicit overrides, the environment and the profile.
+
+    A bad environment value is logged in one line (the variable, the value, what is allowed,
+    what is used instead) and replaced by the profile or package default.
 
     Args:
         overrides: ``configure()`` keywords; ``None`` values count as not given.
@@ -236,60 +291,66 @@ def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     Raises:
         ValueError: For an unknown keyword or an invalid explicit value.
     """
-    env = os.environ if env is None else env
-    unknown = sorted(set(overrides) - set(_BY_NAME))
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(_BY_NAME)}")
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for setting in TABLE:
-        value, source = _resolve_one(setting, overrides.get(setting.name), env, values.get("profile"))
-        values[setting.name] = value
-        sources[setting.name] = source
-    return Settings(**values, sources=sources)
+    settings, bad = _walk(overrides, os.environ if env is None else env)
+    for name, raw, why, fallback in bad:
+        logger.warning("dspy-otel: ignoring %s=%r (%s); using %s", name, raw, why, fallback)
+    return settings
 
 
-def _resolve_one(setting: Setting, given: Any, env: Mapping[str, str], profile: str | None) -> tuple[Any, str]:
+def _resolve_one(
+    setting: Setting,
+    given: Any,
+    env: Mapping[str, str],
+    values: Mapping[str, Any],
+    sources: Mapping[str, str],
+    bad: list[tuple[str, str, str, str]],
+) -> tuple[Any, str]:
     if given is not None:
-        return _explicit(setting, given), "argument"
+        return _explicit(setting, given, values), "argument"
     found = _env_value(setting, env)
     if found is not None:
         name, raw = found
         try:
-            return setting.parse(raw), f"env {name}"
+            return _parse(setting, raw, values), f"env {name}"
         except ValueError as exc:
-            fallback, source = _default(setting, profile)
-            logger.warning("dspy-otel: ignoring %s=%r (%s); using %r from the %s", name, raw, exc, fallback, source)
+            fallback, source = _default(setting, values, sources)
+            bad.append((name, raw, str(exc), f"{display(fallback) or 'none'} from the {source}"))
             return fallback, source
-    return _default(setting, profile)
+    return _default(setting, values, sources)
 
 
-def _default(setting: Setting, profile: str | None) -> tuple[Any, str]:
+def _default(setting: Setting, values: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[Any, str]:
+    profile = values.get("profile")
     if profile and setting.profiles and profile in setting.profiles:
-        return setting.profiles[profile], f"profile {profile}"
+        from_profile = f"profile {profile}"
+        if all(sources[name] == from_profile for name in setting.needs):
+            return setting.profiles[profile], from_profile
     return setting.default, "default"
 
 
 def problems(env: Mapping[str, str] | None = None) -> list[str]:
     """Every invalid environment value, one message each (for ``dspy-otel check``)."""
-    env = os.environ if env is None else env
-    found = []
-    for setting in TABLE:
-        hit = _env_value(setting, env)
-        if hit is None:
-            continue
-        try:
-            setting.parse(hit[1])
-        except ValueError as exc:
-            found.append(f"{hit[0]}={hit[1]!r}: {exc}")
-    return found
+    _, bad = _walk({}, os.environ if env is None else env)
+    return [f"{name}={raw!r}: {why}" for name, raw, why, _ in bad]
+
+
+def display(value: Any) -> str:
+    """A setting's value as the README and ``dspy-otel config`` show it (``""`` for none)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 def markdown_table() -> str:
     """The settings table as Markdown, as the README shows it (``dspy-otel config --table``)."""
 
     def cell(value: Any) -> str:
-        return f"`{str(value).lower() if isinstance(value, bool) else value}`"
+        text = display(value)
+        return f"`{text}`" if text else ""
 
     rows = ["| Environment variable | Default | Profile defaults | Meaning |", "| --- | --- | --- | --- |"]
     for s in TABLE:

@@ -32,8 +32,8 @@ from typing import Any, TextIO
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
 
+from dspy_otel._attributes import CACHE_HIT
 from dspy_otel._window import CallRecord, format_record
-from dspy_otel.instrumentation._lm import CACHE_HIT
 
 URL_ENV = "DSPY_OTEL_JAEGER_URL"
 DEFAULT_URL = "http://localhost:16686"
@@ -135,6 +135,7 @@ def lm_calls(payload: Mapping[str, Any], errors_only: bool = False) -> list[LMCa
             cache_hit=bool(attrs.get(CACHE_HIT, False)),
             error=error,
             trace_id=str(span.get("traceId", "")),
+            sampled=True,  # it is in Jaeger
         )
         calls.append(LMCall(start_ns, record))
     return sorted(calls, key=lambda call: call.start_ns)

@@ -15,10 +15,11 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider, sampling
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from dspy_otel._config import Settings, resolve
+from dspy_otel.sampling.head import DSPyOtelSampler, build_head
 
 logger = logging.getLogger("dspy_otel")
 
@@ -27,18 +28,35 @@ _provider: TracerProvider | None = None
 _settings: Settings | None = None
 
 
-def build_sampler(settings: Settings) -> sampling.Sampler:
-    """The head sampler named by ``settings.sampler`` (OpenTelemetry's standard names)."""
-    ratio = settings.sampler_arg
-    samplers: dict[str, sampling.Sampler] = {
-        "always_on": sampling.ALWAYS_ON,
-        "always_off": sampling.ALWAYS_OFF,
-        "traceidratio": sampling.TraceIdRatioBased(ratio),
-        "parentbased_always_on": sampling.DEFAULT_ON,
-        "parentbased_always_off": sampling.DEFAULT_OFF,
-        "parentbased_traceidratio": sampling.ParentBasedTraceIdRatio(ratio),
-    }
-    return samplers[settings.sampler]
+def build_sampler(settings: Settings) -> DSPyOtelSampler:
+    """The head sampler named by ``settings.sampler``, honouring ``debug()`` and feeding the tail sampler.
+
+    With tail policies on and no head sampler chosen (``OTEL_TRACES_SAMPLER`` unset and not set by
+    the profile), the head keeps only what a sampled remote parent asks for: the tail decides.
+    """
+    tail = bool(settings.tail_policies)
+    head: sampling.Sampler
+    if tail and settings.sources["sampler"] == "default":
+        head = sampling.DEFAULT_OFF
+    else:
+        head = build_head(settings.sampler, settings.sampler_arg)
+    return DSPyOtelSampler(head, record_dropped=tail)
+
+
+def build_processor(settings: Settings, exporter: SpanExporter) -> SpanProcessor:
+    """A batch processor for ``exporter``, behind the tail sampler when tail policies are set."""
+    batch = BatchSpanProcessor(exporter)
+    if not settings.tail_policies:
+        return batch
+    from dspy_otel.sampling.tail import TailLimits, TailSamplingProcessor
+
+    limits = TailLimits(
+        settings.tail_decision_wait_ms,
+        settings.tail_max_traces,
+        settings.tail_max_spans_per_trace,
+        settings.tail_max_mib,
+    )
+    return TailSamplingProcessor(batch, settings.tail_policies, limits, tick_s=min(1.0, limits.decision_wait_ms / 4000))
 
 
 def build_exporter(settings: Settings) -> SpanExporter | None:
@@ -70,7 +88,7 @@ def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) ->
         span_exporter: Export to this exporter instead of the one ``OTEL_TRACES_EXPORTER`` names.
         **overrides: Any setting of the README's table by name (``profile="development"``,
             ``capture_content="SPAN_ONLY"``, ``sampler="parentbased_traceidratio"``,
-            ``sampler_arg=0.1``, ``window=100``, ``dspy_history="keep"``, ...). An argument
+            ``sampler_arg=0.1``, ``tail_policies="errors,ratio:0.05"``, ``window=100``, ...). An argument
             beats the environment, which beats the profile.
 
     Returns:
@@ -92,7 +110,7 @@ def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) ->
         if not settings.sdk_disabled:
             exporter = span_exporter if span_exporter is not None else build_exporter(settings)
             if exporter is not None:
-                provider.add_span_processor(BatchSpanProcessor(exporter))
+                provider.add_span_processor(build_processor(settings, exporter))
             DSPyInstrumentor().instrument(tracer_provider=provider, settings=settings)
         if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             trace.set_tracer_provider(provider)

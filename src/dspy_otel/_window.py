@@ -35,6 +35,8 @@ class CallRecord:
         cache_hit: Whether DSPy answered from its cache.
         error: ``"Type: message"`` when the call failed.
         trace_id: The call's trace ID in hex, to find it in Jaeger.
+        sampled: Whether the head sampler (or ``dspy_otel.debug()``) kept the call's trace; when it did
+            not, the tail sampler may still keep it.
     """
 
     timestamp: datetime
@@ -47,6 +49,7 @@ class CallRecord:
     cache_hit: bool
     error: str | None
     trace_id: str
+    sampled: bool
 
 
 class Window:
@@ -88,12 +91,25 @@ def _text(parts: list[dict[str, Any]]) -> str:
     return "\n".join(str(p.get("content", f"<{p.get('type')}>")) for p in parts)
 
 
+def trace_fate(record: CallRecord) -> str:
+    """Whether the call's trace was exported: ``exported``, ``not exported (sampled out)`` or ``pending``."""
+    if record.sampled:
+        return "exported"
+    from dspy_otel.sampling.tail import latest
+
+    processor = latest()
+    kept = processor.decision(int(record.trace_id, 16)) if processor is not None else False
+    if kept is None:
+        return "pending tail sampling"
+    return "exported (kept by tail sampling)" if kept else "not exported (sampled out)"
+
+
 def format_record(record: CallRecord) -> str:
     """One record in the layout of ``dspy.inspect_history``."""
     lines = [
         f"[{record.timestamp:%Y-%m-%dT%H:%M:%S}] {record.model}  {record.latency_ms:.1f} ms"
         f"  tokens in={record.input_tokens} out={record.output_tokens}"
-        f"{'  (cache hit)' if record.cache_hit else ''}  trace={record.trace_id}",
+        f"{'  (cache hit)' if record.cache_hit else ''}  trace={record.trace_id} ({trace_fate(record)})",
     ]
     if record.messages is None:
         lines.append("  (content not captured; set OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY)")

@@ -26,16 +26,18 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from dspy_otel._attributes import CACHE_HIT, MODULE_CLASS
 from dspy_otel._window import CallRecord, Window, current_window
 from dspy_otel.instrumentation import _content, _lm
+from dspy_otel.sampling._scopes import debugging
 
 logger = logging.getLogger("dspy_otel")
 
-MODULE_CLASS = "dspy.module.class"
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 _FOLDED = otel_context.create_key("dspy_otel.folded_predictor")
 
@@ -88,13 +90,17 @@ class SpanHooks:
         self._tracer = tracer
         self._on_span = _content.capture_on_span(capture_content)
         self._in_event = _content.capture_in_event(capture_content)
-        self._capture = self._on_span or self._in_event
         self._max = content_max_length
         self._secrets: set[str] = set()  # credential values of traced LMs, scrubbed from every error
         self._folding = _folding_classes()
 
-    def _open(self, name: str, kind: SpanKind, attributes: dict[str, Any], folds: Any = None) -> Handle:
-        """Start a span and make it current; ``folds``: the predictor this span also stands for."""
+    def _open(self, name: str, kind: SpanKind, attributes: dict[str, Any], folds: Any = None) -> Handle | None:
+        """Start a span and make it current; ``folds``: the predictor this span also stands for.
+
+        Returns ``None`` (no span) inside ``dspy_otel.suppress()`` or any instrumentation suppression.
+        """
+        if not is_instrumentation_enabled():
+            return None
         span = self._tracer.start_span(name, kind=kind, attributes=attributes)
         context = trace.set_span_in_context(span)
         if folds is not None:
@@ -112,14 +118,16 @@ class SpanHooks:
         folds = getattr(instance, "predict", None) if isinstance(instance, self._folding) else None
         return self._open(cls.__name__, SpanKind.INTERNAL, {MODULE_CLASS: cls.__qualname__}, folds)
 
-    def start_tool(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle:
+    def start_tool(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open an ``execute_tool {name}`` span."""
         name = str(getattr(instance, "name", None) or type(instance).__name__)
         attributes = {gen_ai.GEN_AI_OPERATION_NAME: "execute_tool", gen_ai.GEN_AI_TOOL_NAME: name}
         return self._open(f"execute_tool {name}", SpanKind.INTERNAL, attributes)
 
-    def start_lm(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle:
+    def start_lm(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open the CLIENT span with the request attributes, before the request is sent."""
+        if not is_instrumentation_enabled():
+            return None
         call_kwargs = {k: v for k, v in kwargs.items() if k not in ("prompt", "messages")}
         try:
             attributes = _lm.request_attributes(instance, call_kwargs)
@@ -127,6 +135,8 @@ class SpanHooks:
             log_failure_once("reading LM request attributes", exc)
             attributes = {}
         handle = self._open(_lm.span_name(instance), SpanKind.CLIENT, attributes)
+        if handle is None:
+            return None
         prompt = args[0] if args else kwargs.get("prompt")
         token = _LM_CALL.set(handle)
         handle.call = LMCall(instance, prompt, kwargs.get("messages"), call_kwargs, token, time.perf_counter_ns())
@@ -152,10 +162,13 @@ class SpanHooks:
             if call is not None:
                 _LM_CALL.reset(call.token)
                 window = current_window()
-                if exception is not None or self._capture or window is not None:
+                on_span, in_event = self._on_span, self._in_event
+                if not (on_span or in_event) and debugging():
+                    on_span = True  # dspy_otel.debug(): content on the span whatever the setting
+                if exception is not None or on_span or in_event or window is not None:
                     self._secrets.update(_content.secret_values(getattr(call.lm, "kwargs", None) or {}))
                     self._secrets.update(_content.secret_values(call.kwargs))
-                    self._record_content(handle.span, call, outputs, exception, window)
+                    self._record_content(handle.span, call, outputs, exception, window, (on_span, in_event))
         except Exception as exc:
             log_failure_once("recording LM content", exc)
         finally:
@@ -165,27 +178,36 @@ class SpanHooks:
             otel_context.detach(handle.token)  # type: ignore[arg-type]
 
     def _record_content(
-        self, span: Span, call: LMCall, outputs: Any, exception: BaseException | None, window: Window | None
+        self,
+        span: Span,
+        call: LMCall,
+        outputs: Any,
+        exception: BaseException | None,
+        window: Window | None,
+        modes: tuple[bool, bool],
     ) -> None:
+        """Content on the span and/or an event (``modes``: on span, in event), and the window record."""
+        on_span, in_event = modes
+        capture = on_span or in_event
         recording = span.is_recording()
-        if window is None and not (self._capture and recording):
+        if window is None and not (capture and recording):
             return
         messages = outputs_json = None
-        if self._capture:
+        if capture:
             messages = _content.input_messages(call.prompt, call.messages)
             if outputs is not None:
                 outputs_json = _content.output_messages(outputs, call.finish_reasons)
-        if self._capture and recording:
+        if capture and recording:
             details = {gen_ai.GEN_AI_INPUT_MESSAGES: _content.to_json(messages or [], self._max)}
             if outputs_json is not None:
                 details[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _content.to_json(outputs_json, self._max)
             details = {key: _content.scrub(value, self._secrets) for key, value in details.items()}
-            if self._on_span:
+            if on_span:
                 span.set_attributes(details)
-            if self._in_event:
+            if in_event:
                 span.add_event(_DETAILS_EVENT, details)
         if window is not None:
-            outputs = outputs if self._capture else None
+            outputs = outputs if capture else None
             window.add(_call_record(span, call, messages, outputs, exception, secrets=self._secrets))
 
 
@@ -211,9 +233,10 @@ def _call_record(
         input_tokens=attrs.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS),
         output_tokens=attrs.get(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS),
         latency_ms=(time.perf_counter_ns() - call.started_ns) / 1e6,
-        cache_hit=bool(attrs.get(_lm.CACHE_HIT, False)),
+        cache_hit=bool(attrs.get(CACHE_HIT, False)),
         error=_content.scrub(f"{type(exception).__name__}: {exception}", secrets) if exception else None,
         trace_id=format(span.get_span_context().trace_id, "032x"),
+        sampled=span.get_span_context().trace_flags.sampled,
     )
 
 

@@ -16,9 +16,7 @@ from urllib.parse import urlsplit
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import server_attributes as server
 
-CACHE_HIT = "dspy.lm.cache_hit"
-COST = "dspy.lm.cost"
-LM_CLASS = "dspy.lm.class"
+from dspy_otel._attributes import CACHE_HIT, COST, LM_CLASS
 
 _OPERATIONS = {"chat": "chat", "text": "text_completion", "responses": "chat"}
 _PARAMS = {

@@ -1,0 +1,46 @@
+"""One place for every count of telemetry kept, dropped, evicted or failed: :func:`dspy_otel.stats`.
+
+Every dspy-otel component that can lose data adds to these counters, so no loss
+is silent. They are process-wide, start at zero, and only grow.
+
+Example:
+    >>> import dspy_otel
+    >>> dspy_otel.stats().get("tail_traces_kept", 0)
+    0
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+
+_lock = threading.Lock()
+_counts: Counter[str] = Counter()
+
+
+def add(counts: dict[str, int]) -> None:
+    """Add ``counts`` (name -> increment) to the process-wide counters, atomically."""
+    with _lock:
+        _counts.update(counts)
+
+
+def stats() -> dict[str, int]:
+    """A snapshot of every counter, as a plain dict sorted by name.
+
+    Keys (present once they are non-zero): ``tail_traces_kept``, ``tail_traces_dropped``,
+    ``tail_traces_evicted`` (decided early because a bound was reached), ``tail_traces_timed_out``
+    (decided after the decision wait because their root never ended), ``tail_spans_kept``,
+    ``tail_spans_dropped``, ``tail_late_spans_kept``, ``tail_late_spans_dropped``.
+    """
+    with _lock:
+        return dict(sorted(_counts.items()))
+
+
+def _reset_after_fork() -> None:
+    global _lock  # noqa: PLW0603 - a forked child must not inherit a lock held by another thread
+    _lock = threading.Lock()
+    _counts.clear()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

@@ -1,0 +1,296 @@
+"""The tail sampler: a span processor that decides per trace, once the trace is complete.
+
+It buffers the ended spans of each trace that the head sampler did not keep,
+and when the trace's local root ends it asks the policies
+(``DSPY_OTEL_TAIL_POLICIES``): a trace any policy keeps is handed, whole and
+marked sampled, to the exporting processor; the others are dropped. Traces the
+head sampler kept pass straight through, so head and tail together export what
+each keeps.
+
+Bounded whatever the span pattern, each with a variable:
+
+- ``DSPY_OTEL_TAIL_DECISION_WAIT_MS`` — a trace whose root has not ended this
+  long after its first span ended is decided on what it has (``timed_out``);
+- ``DSPY_OTEL_TAIL_MAX_TRACES`` — traces in flight; past it, and past
+  ``DSPY_OTEL_TAIL_MAX_MIB`` (an estimate of the bytes buffered), the oldest
+  trace is **decided early** on what it has (``evicted``), so an error already
+  seen is still kept;
+- ``DSPY_OTEL_TAIL_MAX_SPANS_PER_TRACE`` — a trace that reaches it is decided
+  early (``evicted``).
+
+Spans that end after their trace was decided (a late thread, a background
+task) follow the decision, remembered for the last ``DSPY_OTEL_TAIL_MAX_TRACES``
+decided traces; a span of a trace decided before that starts a new buffered
+trace of its own. ``force_flush()`` and ``shutdown()`` decide every pending
+trace and export what is kept. Counts go to :func:`dspy_otel.stats`.
+
+Example:
+    >>> from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    >>> from dspy_otel.sampling.policies import parse_policies
+    >>> processor = TailSamplingProcessor(  # doctest: +SKIP
+    ...     BatchSpanProcessor(exporter), parse_policies("errors,ratio:0.05"))
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext, TraceFlags
+
+from dspy_otel import _stats
+from dspy_otel.sampling.policies import Policy, TraceView
+
+_MIB = 1 << 20
+_latest: weakref.ref[TailSamplingProcessor] | None = None
+
+
+@dataclass(frozen=True)
+class TailLimits:
+    """The bounds of the buffer.
+
+    Attributes:
+        decision_wait_ms: Longest wait for a trace's root to end, from its first buffered span.
+        max_traces: Traces buffered at once (and decisions remembered for late spans).
+        max_spans_per_trace: Spans buffered for one trace.
+        max_mib: Estimated MiB buffered in all.
+    """
+
+    decision_wait_ms: int = 30_000
+    max_traces: int = 10_000
+    max_spans_per_trace: int = 1_000
+    max_mib: int = 64
+
+
+@dataclass(slots=True)
+class _Pending:
+    first_ns: int
+    spans: list[ReadableSpan] = field(default_factory=list)
+    size: int = 0
+
+
+def estimate_bytes(span: ReadableSpan) -> int:
+    """A rough size of a span in memory: a fixed part plus its names and string values."""
+    size = 400 + len(span.name)
+    for key, value in (span.attributes or {}).items():
+        size += len(key) + (len(value) if isinstance(value, str) else 16)
+    for event in span.events:
+        size += 120 + sum(len(k) + (len(v) if isinstance(v, str) else 16) for k, v in (event.attributes or {}).items())
+    return size
+
+
+def _is_local_root(span: ReadableSpan) -> bool:
+    return span.parent is None or span.parent.is_remote
+
+
+def _as_sampled(span: ReadableSpan) -> ReadableSpan:
+    """The same span with its sampled flag set, so the exporting processor takes it."""
+    ctx = span.context
+    assert ctx is not None  # every span the SDK ends has one
+    sampled = SpanContext(ctx.trace_id, ctx.span_id, ctx.is_remote, TraceFlags(TraceFlags.SAMPLED), ctx.trace_state)
+    return ReadableSpan(
+        name=span.name,
+        context=sampled,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span.attributes,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class TailSamplingProcessor(SpanProcessor):
+    """Buffers unsampled spans per trace and exports the traces that a policy keeps.
+
+    Use it with a sampler that records what it does not sample (``configure()`` sets
+    that up when ``DSPY_OTEL_TAIL_POLICIES`` is set).
+
+    Args:
+        inner: The exporting processor (a ``BatchSpanProcessor``); called outside any lock.
+        policies: Keep a trace when any keeps it (:func:`dspy_otel.sampling.policies.parse_policies`).
+        limits: The buffer's bounds.
+        clock: Epoch nanoseconds (a fake clock in tests).
+        tick_s: How often a background thread decides traces past the decision wait;
+            ``None`` for no thread (call :meth:`decide_expired` yourself).
+    """
+
+    def __init__(
+        self,
+        inner: SpanProcessor,
+        policies: Sequence[Policy],
+        limits: TailLimits | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        tick_s: float | None = 1.0,
+    ) -> None:
+        global _latest  # noqa: PLW0603 - the window asks the newest processor what became of a trace
+        self._inner = inner
+        self._policies = tuple(policies)
+        self._limits = limits or TailLimits()
+        self._wait_ns = self._limits.decision_wait_ms * 1_000_000
+        self._max_bytes = self._limits.max_mib * _MIB
+        self._clock = clock
+        self._tick_s = tick_s
+        self._reset()
+        _latest = weakref.ref(self)
+        reset = weakref.WeakMethod(self._reset)
+        os.register_at_fork(after_in_child=lambda: (method := reset()) is not None and method())
+
+    def _reset(self) -> None:
+        """Start empty (at creation, and in a forked child, which must not export its parent's spans)."""
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self._decided: OrderedDict[int, bool] = OrderedDict()
+        self._bytes = 0
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    @property
+    def buffered_bytes(self) -> int:
+        """The estimated bytes buffered now."""
+        return self._bytes
+
+    def decision(self, trace_id: int) -> bool | None:
+        """Whether a trace the tail decided on was kept; ``None`` while pending or long forgotten."""
+        with self._lock:
+            return self._decided.get(trace_id)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Pass the start on to the exporting processor."""
+        self._inner.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Pass head-sampled spans on; buffer the others, deciding their trace when its root ends."""
+        context = span.context
+        if context is None or context.trace_flags.sampled:
+            if _is_local_root(span):
+                _stats.add({"tail_traces_kept_by_head": 1})
+            self._inner.on_end(span)
+            return
+        trace_id, size = context.trace_id, estimate_bytes(span)
+        with self._lock:
+            late = self._decided.get(trace_id)
+            if late is None:
+                out, counts = self._buffer(trace_id, span, size)
+            else:
+                out, counts = ([_as_sampled(span)] if late else []), {f"tail_late_spans_{_word(late)}": 1}
+        self._emit(out, counts)
+        if self._ticker is None and self._tick_s is not None:
+            self._start_ticker()
+
+    def _buffer(self, trace_id: int, span: ReadableSpan, size: int) -> tuple[list[ReadableSpan], dict[str, int]]:
+        """Add ``span`` to its trace and decide what is due (under the lock)."""
+        now = self._clock()
+        pending = self._pending.get(trace_id)
+        if pending is None:
+            pending = self._pending[trace_id] = _Pending(now)
+        pending.spans.append(span)
+        pending.size += size
+        self._bytes += size
+        out: list[ReadableSpan] = []
+        counts: dict[str, int] = {}
+        if _is_local_root(span):
+            self._decide(trace_id, (span.end_time or now) - (span.start_time or now), True, out, counts)
+        elif len(pending.spans) >= self._limits.max_spans_per_trace:
+            self._decide_early(trace_id, now, "evicted", out, counts)
+        while self._pending and (len(self._pending) > self._limits.max_traces or self._bytes > self._max_bytes):
+            self._decide_early(next(iter(self._pending)), now, "evicted", out, counts)
+        return out, counts
+
+    def _decide_early(self, trace_id: int, now: int, why: str, out: list[ReadableSpan], counts: dict[str, int]) -> None:
+        start = min(s.start_time or now for s in self._pending[trace_id].spans)
+        counts[f"tail_traces_{why}"] = counts.get(f"tail_traces_{why}", 0) + 1
+        self._decide(trace_id, now - start, False, out, counts)
+
+    def _decide(
+        self, trace_id: int, duration_ns: int, complete: bool, out: list[ReadableSpan], counts: dict[str, int]
+    ) -> None:
+        """Pop a pending trace, ask the policies, remember the decision; kept spans go to ``out``."""
+        pending = self._pending.pop(trace_id)
+        self._bytes -= pending.size
+        view = TraceView(trace_id, pending.spans, duration_ns, complete)
+        kept = any(policy.keeps(view) for policy in self._policies)
+        self._decided[trace_id] = kept
+        while len(self._decided) > self._limits.max_traces:
+            self._decided.popitem(last=False)
+        word = _word(kept)
+        counts[f"tail_traces_{word}"] = counts.get(f"tail_traces_{word}", 0) + 1
+        counts[f"tail_spans_{word}"] = counts.get(f"tail_spans_{word}", 0) + len(pending.spans)
+        if kept:
+            out.extend(_as_sampled(s) for s in pending.spans)
+
+    def _emit(self, spans: list[ReadableSpan], counts: dict[str, int]) -> None:
+        if counts:
+            _stats.add(counts)
+        for span in spans:
+            self._inner.on_end(span)
+
+    def decide_expired(self) -> None:
+        """Decide every trace whose decision wait has run out (the background thread calls this)."""
+        out: list[ReadableSpan] = []
+        counts: dict[str, int] = {}
+        with self._lock:
+            now = self._clock()
+            while self._pending:
+                trace_id, pending = next(iter(self._pending.items()))
+                if now - pending.first_ns < self._wait_ns:
+                    break
+                self._decide_early(trace_id, now, "timed_out", out, counts)
+        self._emit(out, counts)
+
+    def _decide_all(self) -> None:
+        out: list[ReadableSpan] = []
+        counts: dict[str, int] = {}
+        with self._lock:
+            now = self._clock()
+            while self._pending:
+                self._decide_early(next(iter(self._pending)), now, "flushed", out, counts)
+        self._emit(out, counts)
+
+    def _start_ticker(self) -> None:
+        with self._lock:
+            if self._ticker is not None:
+                return
+            stop, tick_s, this = self._stop, self._tick_s or 1.0, weakref.ref(self)
+
+            def tick() -> None:
+                while not stop.wait(tick_s):
+                    processor = this()
+                    if processor is None:
+                        return
+                    processor.decide_expired()
+                    del processor
+
+            self._ticker = threading.Thread(target=tick, name="dspy-otel-tail-sampler", daemon=True)
+            self._ticker.start()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Decide every pending trace now, then flush the exporting processor."""
+        self._decide_all()
+        return self._inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Decide and export every pending trace, stop the background thread, shut the exporter down."""
+        self._decide_all()
+        self._stop.set()
+        self._inner.shutdown()
+
+
+def _word(kept: bool) -> str:
+    return "kept" if kept else "dropped"
+
+
+def latest() -> TailSamplingProcessor | None:
+    """The newest tail sampler still in use, if any (the development window asks it about traces)."""
+    return _latest() if _latest is not None else None
