@@ -201,7 +201,8 @@ class TailSamplingProcessor(SpanProcessor):
         out: list[ReadableSpan] = []
         counts: dict[str, int] = {}
         if _is_local_root(span):
-            self._decide(trace_id, (span.end_time or now) - (span.start_time or now), True, out, counts)
+            duration = 0 if span.start_time is None or span.end_time is None else span.end_time - span.start_time
+            self._decide(trace_id, duration, True, out, counts)
         elif len(pending.spans) >= self._limits.max_spans_per_trace:
             self._decide_early(trace_id, now, "evicted", out, counts)
         while self._pending and (len(self._pending) > self._limits.max_traces or self._bytes > self._max_bytes):
@@ -209,7 +210,7 @@ class TailSamplingProcessor(SpanProcessor):
         return out, counts
 
     def _decide_early(self, trace_id: int, now: int, why: str, out: list[ReadableSpan], counts: dict[str, int]) -> None:
-        start = min(s.start_time or now for s in self._pending[trace_id].spans)
+        start = min(now if s.start_time is None else s.start_time for s in self._pending[trace_id].spans)
         counts[f"tail_traces_{why}"] = counts.get(f"tail_traces_{why}", 0) + 1
         self._decide(trace_id, now - start, False, out, counts)
 
