@@ -72,6 +72,14 @@ CONFIGS: tuple[BenchConfig, ...] = (
         otel_overrides=(("profile", "production"), ("sampler", "parentbased_traceidratio"), ("sampler_arg", "0.1")),
     ),
     BenchConfig(
+        "otel-tail-errors-5",
+        "dspy-otel production, tail `errors,ratio:0.05` in process",
+        "project",
+        "dspy_otel",
+        # no sampler: with tail policies and no head sampler chosen, the head keeps nothing and the tail decides
+        otel_overrides=(("profile", "production"), ("tail_policies", "errors,ratio:0.05")),
+    ),
+    BenchConfig(
         "genai-dspy",
         "opentelemetry-instrumentation-genai-dspy",
         "peers",

@@ -1,16 +1,17 @@
 """Where dspy-otel's time per call goes: one process, the benchmark's workload, the steps interleaved.
 
-One command, in the project venv (~5 min on 2 cores)::
+One command, in the project venv (~8 min on 2 cores)::
 
     .venv/bin/python benchmarks/breakdown.py
 
 Part 1 runs ``run.py``'s workload (``ChainOfThought``, 4 KB question, 2 KB
 answer, real ``dspy.LM`` path, fake server in its own process) in blocks of
-``--block`` calls, rotating through the steps below ``--rounds`` times, and
-prints the median and the best (lowest) CPU time per call of each: on a
-shared machine the best block is the steadier estimate of what a step costs. Interleaving the steps in one
-process measures differences of a few µs that separate processes (``run.py``)
-blur. First, DSPy's defaults for reference:
+``--block`` calls: every round runs each step below once, in an order shuffled
+afresh, and every block starts with untimed calls. A step is compared with
+another by the differences of their CPU time per call *within* each round
+(medians of these paired differences, with quartiles), which cancels the load
+that moves a whole round on a shared machine; each is also given as a multiple
+of DSPy's own history cost measured in the same run. First, DSPy's defaults:
 
 - ``DSPy defaults``: history lists and ``settings.trace`` on, filled to their
   10,000-entry caps before measuring (what a long-running service pays).
@@ -24,12 +25,23 @@ adds one thing to the one before:
 - ``not sampled``: SDK tracer provider with ``ALWAYS_OFF``: non-recording spans;
 - ``recorded``: ``ALWAYS_ON``, no span processor: spans built and ended;
 - ``exported``: ``ALWAYS_ON`` and a ``BatchSpanProcessor`` to a null exporter,
-  what the production profile does with every span sampled.
+  what the production profile does with every span sampled;
+- ``tail errors,ratio:0.05``: what ``configure(tail_policies="errors,ratio:0.05")``
+  builds with no head sampler: ``DSPyOtelSampler(DEFAULT_OFF, record_dropped=True)``
+  records every span unsampled, and ``TailSamplingProcessor`` in front of the
+  batch processor exports the 5 % of traces the policies keep (no background
+  thread here: every root ends).
 
 Part 2 times one SDK span (``start_span`` with one attribute, attach, ``end``,
 detach) alone: in a tight loop, and with ~0.5 MB of JSON work between spans,
 as in a real program, where the SDK's code and data are no longer in the CPU
 caches when the next span starts.
+
+Part 3 times the tail sampler's ``on_end`` alone: record-only spans shaped like
+the workload's (an LM call, then its root) are handed to the tail processor of
+part 1's step or to a no-op processor, in shuffled paired rounds (CPU time of
+the calling thread); the tail processor first sees 10,000 traces, so that its
+memory of decided traces is full, as in a long-running service.
 """
 
 from __future__ import annotations
@@ -45,17 +57,23 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context, trace
-from opentelemetry.sdk.trace import TracerProvider, sampling
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from _null_exporter import NullExporter
+from _paired import paired, shuffled_rounds, times
+from _tail_spans import POLICIES, record_only_provider, tail_processor, workload_traces
 from _workload import QUESTION
+from dspy_otel.sampling.tail import TailLimits
 from run import ROOT, fake_server
 
 DEFAULTS = "DSPy defaults"
-STEPS = (DEFAULTS, "none", "no-op tracer", "not sampled", "recorded", "exported")
+TAIL = f"tail {POLICIES}"
+STEPS = (DEFAULTS, "none", "no-op tracer", "not sampled", "recorded", "exported", TAIL)
 HISTORY_CAP = 10_000
 WARMUP = 100  # calls per step before the rounds
+BLOCK_WARMUP = 20  # untimed calls at the start of every block
+TAIL_WARM_TRACES = 50  # untimed traces at the start of every block of part 3
 
 
 def provider_for(step: str) -> tuple[trace.TracerProvider | None, NullExporter | None]:
@@ -64,15 +82,18 @@ def provider_for(step: str) -> tuple[trace.TracerProvider | None, NullExporter |
         return None, None
     if step == "no-op tracer":
         return trace.NoOpTracerProvider(), None
+    exporter = NullExporter()
+    if step == TAIL:
+        return record_only_provider(tail_processor(BatchSpanProcessor(exporter))), exporter
     provider = TracerProvider(sampler=sampling.ALWAYS_OFF if step == "not sampled" else sampling.ALWAYS_ON)
     if step != "exported":
         return provider, None
-    exporter = NullExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider, exporter
 
 
-def part_one(url: str, block: int, rounds: int) -> None:
+def part_one(url: str, block: int, rounds: int, seed: int) -> float:
+    """Print the step table; returns DSPy's history cost (median paired difference, CPU µs per call)."""
     import dspy
 
     from dspy_otel import retention
@@ -88,9 +109,9 @@ def part_one(url: str, block: int, rounds: int) -> None:
     restore = retention.switch_off()
     instrumentor = DSPyInstrumentor()
     setups = {step: provider_for(step) for step in STEPS}
-    samples: dict[str, list[float]] = {step: [] for step in STEPS}
+    calls_made = dict.fromkeys(STEPS, 0)
 
-    def run_block(step: str, calls: int) -> float:
+    def run_block(step: str, calls: int, warmup: int) -> float:
         nonlocal restore
         if step == DEFAULTS:
             restore()
@@ -98,6 +119,8 @@ def part_one(url: str, block: int, rounds: int) -> None:
         if provider is not None:
             instrumentor.instrument(tracer_provider=provider, settings=settings)
         gc.collect()
+        for _ in range(warmup):
+            program(question=QUESTION)
         started = time.process_time()
         for _ in range(calls):
             program(question=QUESTION)
@@ -106,33 +129,37 @@ def part_one(url: str, block: int, rounds: int) -> None:
             instrumentor.uninstrument()
         if step == DEFAULTS:
             restore = retention.switch_off()
+        calls_made[step] += warmup + calls
         return cpu / calls * 1e6
 
     for step in STEPS:
-        run_block(step, WARMUP)
-    for number in range(rounds):
-        order = STEPS[number % len(STEPS) :] + STEPS[: number % len(STEPS)]
-        for step in order:
-            samples[step].append(run_block(step, block))
+        run_block(step, WARMUP, 0)
+    samples = shuffled_rounds(STEPS, rounds, lambda step: run_block(step, block, BLOCK_WARMUP), seed)
     restore()
-    provider, exporter = setups["exported"]
-    if isinstance(provider, TracerProvider):
-        provider.force_flush()
-    exported_calls = rounds * block + WARMUP
-    print(f"Part 1: ChainOfThought workload, {rounds} rounds x {block} calls per step (medians, CPU µs/call)\n")
-    print("| step | median | vs DSPy defaults | vs none | this step adds | best block | best vs none |")
-    print("|---|--:|--:|--:|--:|--:|--:|")
-    medians = {step: statistics.median(values) for step, values in samples.items()}
-    best = {step: min(values) for step, values in samples.items()}
-    previous = None
-    for step in STEPS:
-        value = medians[step]
-        added = "" if previous is None else f"{value - previous:+,.0f}"
-        versus = f"{value - medians[DEFAULTS]:+,.0f} | {value - medians['none']:+,.0f}"
-        print(f"| {step} | {value:,.0f} | {versus} | {added} | {best[step]:,.0f} | {best[step] - best['none']:+,.0f} |")
-        previous = value
-    if exporter is not None:
-        print(f"\nspans exported per call in the `exported` step: {exporter.spans / exported_calls:g}")
+    history = paired(samples[DEFAULTS], samples["none"])
+    print(
+        f"Part 1: ChainOfThought workload, {rounds} rounds x {block} calls per step, steps shuffled every round "
+        f"(seed {seed}), {BLOCK_WARMUP} untimed calls at the start of each block; CPU µs per call: medians of the "
+        "per-round (paired) differences [first quartile, third quartile]\n"
+    )
+    print("| step | CPU µs/call (median) | vs none | vs none, in DSPy's history costs | vs the step before |")
+    print("|---|--:|--:|--:|--:|")
+    for index, step in enumerate(STEPS):
+        versus = paired(samples[step], samples["none"])
+        before = paired(samples[step], samples[STEPS[index - 1]]).cell() if index > 0 else ""
+        cells = [step, f"{statistics.median(samples[step]):,.0f}", versus.cell(), times(versus.median, history.median)]
+        print("| " + " | ".join([*cells, before]) + " |")
+    tail_vs_recorded = paired(samples[TAIL], samples["recorded"])
+    print(
+        f"\nDSPy's history at its cap (DSPy defaults vs none): {history.cell()} µs per call. "
+        f"`{TAIL}` vs `recorded` (spans built and ended, no processor): {tail_vs_recorded.cell()} µs per call."
+    )
+    for step in ("exported", TAIL):
+        provider, exporter = setups[step]
+        if isinstance(provider, TracerProvider) and exporter is not None:
+            provider.force_flush()
+            print(f"spans exported per call in the `{step}` step: {exporter.spans / calls_made[step]:.3g}")
+    return history.median
 
 
 def one_span_timer(between: Callable[[], Any] | None, spans: int) -> float:
@@ -167,18 +194,60 @@ def part_two(spans: int) -> None:
     print(f"| tight loop | {hot:.1f} |\n| after ~0.5 MB of JSON work | {cold:.1f} |")
 
 
+def part_three(rounds: int, traces: int, seed: int, history_us: float) -> None:
+    """The tail processor's ``on_end`` per span against a no-op processor's, paired and shuffled."""
+    exporter = NullExporter()
+    tail = tail_processor(BatchSpanProcessor(exporter))
+    for span in workload_traces(TailLimits().max_traces):  # fill its memory of decided traces
+        tail.on_end(span)
+    processors: dict[str, SpanProcessor] = {"tail": tail, "no-op": SpanProcessor()}
+
+    def run_block(name: str) -> float:
+        processor = processors[name]
+        warm, spans = workload_traces(TAIL_WARM_TRACES), workload_traces(traces)
+        gc.collect()
+        for span in warm:
+            processor.on_end(span)
+        started = time.thread_time_ns()
+        for span in spans:
+            processor.on_end(span)
+        return (time.thread_time_ns() - started) / len(spans) / 1000
+
+    samples = shuffled_rounds(tuple(processors), rounds, run_block, seed)
+    tail.shutdown()
+    per_span = paired(samples["tail"], samples["no-op"])
+    per_call = 2 * per_span.median  # two spans per workload call
+    handed = TailLimits().max_traces + rounds * (TAIL_WARM_TRACES + traces)
+    print(
+        f"\nPart 3: the tail processor's on_end alone, {rounds} rounds x {traces:,} traces (2 record-only spans "
+        f"each), shuffled; CPU µs of the calling thread per span\n"
+    )
+    print("| processor | µs per span (median) | tail vs no-op, paired [Q1, Q3] |\n|---|--:|--:|")
+    print(f"| no-op | {statistics.median(samples['no-op']):.2f} | |")
+    print(f"| `{POLICIES}` | {statistics.median(samples['tail']):.2f} | {per_span.cell(2)} |")
+    print(
+        f"\ntail on_end: {per_span.median:.2f} µs per span, {per_call:.1f} µs per call (2 spans) = "
+        f"{times(per_call, history_us)} DSPy's history cost in part 1 ({history_us:.0f} µs per call); "
+        f"spans exported: {exporter.spans / (2 * handed):.3g} of those handed over"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--block", type=int, default=300, help="calls per step per round")
     parser.add_argument("--rounds", type=int, default=20, help="rounds through the steps")
     parser.add_argument("--spans", type=int, default=3000, help="spans timed in part 2")
+    parser.add_argument("--tail-rounds", type=int, default=100, help="rounds of part 3")
+    parser.add_argument("--tail-traces", type=int, default=1000, help="traces per block of part 3")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled orders")
     args = parser.parse_args()
-    if min(args.block, args.rounds, args.spans) < 1:
-        parser.error("--block, --rounds and --spans must be at least 1")
+    if min(args.block, args.rounds, args.spans, args.tail_rounds, args.tail_traces) < 1:
+        parser.error("--block, --rounds, --spans, --tail-rounds and --tail-traces must be at least 1")
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     with fake_server(sys.executable, ROOT / "src") as url:
-        part_one(url, args.block, args.rounds)
+        history_us = part_one(url, args.block, args.rounds, args.seed)
     part_two(args.spans)
+    part_three(args.tail_rounds, args.tail_traces, args.seed, history_us)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,60 @@
+"""Interleaved, shuffled rounds and paired differences: how the benchmark resolves a few µs on a noisy machine.
+
+Every round runs each variant once, in an order shuffled afresh (seeded, so a run
+can be repeated); a variant's block starts with untimed calls (the caller's
+business). Two variants are compared by the differences *within* each round,
+so that load that moves a whole round moves both sides and cancels; the
+summary is the median of those differences with their quartiles.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+def shuffled_rounds(
+    variants: Sequence[str], rounds: int, run_block: Callable[[str], float], seed: int
+) -> dict[str, list[float]]:
+    """Run ``run_block(variant)`` for every variant in every round, each round in a new random order.
+
+    Returns:
+        The values per variant, in round order (so index ``i`` of two variants is one pair).
+    """
+    order = list(variants)
+    shuffle = random.Random(seed).shuffle
+    samples: dict[str, list[float]] = {variant: [] for variant in variants}
+    for _ in range(rounds):
+        shuffle(order)
+        for variant in order:
+            samples[variant].append(run_block(variant))
+    return samples
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Median and quartiles of per-round differences ``a - b``."""
+
+    median: float
+    q1: float
+    q3: float
+
+    def cell(self, digits: int = 0) -> str:
+        """``+36 [+20, +55]``: the median, then the first and third quartiles."""
+        return f"{self.median:+,.{digits}f} [{self.q1:+,.{digits}f}, {self.q3:+,.{digits}f}]"
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> Paired:
+    """Median and quartiles of ``a[i] - b[i]`` (the two lists come from the same rounds)."""
+    differences = [x - y for x, y in zip(a, b, strict=True)]
+    if len(differences) < 2:
+        return Paired(differences[0], differences[0], differences[0])
+    q1, median, q3 = statistics.quantiles(differences, n=4, method="inclusive")
+    return Paired(median, q1, q3)
+
+
+def times(value: float, unit: float) -> str:
+    """``value`` as a multiple of ``unit`` (``-`` when ``unit`` is not positive: no meaningful ratio)."""
+    return f"{value / unit:.2f}x" if unit > 0 else "-"
