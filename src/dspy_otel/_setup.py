@@ -18,7 +18,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-from dspy_otel._config import Settings, resolve
+from dspy_otel._config import Settings, display, resolve
 from dspy_otel.sampling.head import DSPyOtelSampler, build_head
 
 logger = logging.getLogger("dspy_otel")
@@ -41,6 +41,19 @@ def build_sampler(settings: Settings) -> DSPyOtelSampler:
     else:
         head = build_head(settings.sampler, settings.sampler_arg)
     return DSPyOtelSampler(head, record_dropped=tail)
+
+
+def describe_sampling(settings: Settings) -> str:
+    """One line saying what is sampled where, for ``dspy-otel config``."""
+    if not settings.tail_policies:
+        return f"sampling: head {settings.sampler} {display(settings.sampler_arg)}".rstrip() + "; tail off"
+    head = "parent's decision only" if settings.sources["sampler"] == "default" else settings.sampler
+    return (
+        f"sampling: head {head} {display(settings.sampler_arg)}".rstrip()
+        + f"; tail keeps a trace when {' or '.join(map(str, settings.tail_policies))} keeps it (wait "
+        f"{settings.tail_decision_wait_ms} ms, at most {settings.tail_max_traces} traces, "
+        f"{settings.tail_max_spans_per_trace} spans/trace, {settings.tail_max_mib} MiB)"
+    )
 
 
 def build_processor(settings: Settings, exporter: SpanExporter) -> SpanProcessor:

@@ -17,7 +17,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dspy_otel._config import TABLE, markdown_table, problems, resolve
+from dspy_otel._config import TABLE, display, markdown_table, problems, resolve
+from dspy_otel._setup import describe_sampling
 from dspy_otel._jaeger import add_inspect_parser, run_inspect
 
 
@@ -30,7 +31,8 @@ def _config(args: argparse.Namespace) -> int:
     print(f"{'setting':<{width}}  {'value':<24}  source")
     for setting in TABLE:
         value = getattr(settings, setting.name)
-        print(f"{setting.env:<{width}}  {value!s:<24}  {settings.sources[setting.name]}")
+        print(f"{setting.env:<{width}}  {display(value) or '-':<24}  {settings.sources[setting.name]}")
+    print(describe_sampling(settings))
     return 0
 
 
