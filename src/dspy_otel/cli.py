@@ -18,8 +18,8 @@ import sys
 from collections.abc import Sequence
 
 from dspy_otel._config import TABLE, display, markdown_table, problems, resolve
-from dspy_otel._setup import describe_sampling
 from dspy_otel._jaeger import add_inspect_parser, run_inspect
+from dspy_otel._setup import describe_sampling
 
 
 def _config(args: argparse.Namespace) -> int:
