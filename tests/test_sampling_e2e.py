@@ -203,3 +203,14 @@ def test_bad_tail_bounds_are_named_and_replaced(
     (record,) = caplog.records
     assert f"ignoring {variable}={value!r} (allowed: an integer >= 1); using " in record.getMessage()
     assert main(["check"]) == 1
+
+
+def test_tail_errors_from_parallel_worker_threads(traced: Callable[..., Traced], lm: Any) -> None:
+    t = traced(tail_policies="errors")
+    program = Pipeline()
+    items = [(program, {"question": f"item {i}{' FAIL' if i % 5 == 0 else ''}"}) for i in range(60)]
+    dspy.Parallel(num_threads=8, provide_traceback=False, max_errors=100)(items)
+    traces = by_trace(t.spans())
+    assert len(traces) == 12
+    for spans in traces.values():
+        assert sorted(s.name for s in spans) == WHOLE_FAILED
