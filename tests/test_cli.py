@@ -28,7 +28,10 @@ def test_check_fails_on_bad_values(capsys: pytest.CaptureFixture[str], monkeypat
     assert main(["check"]) == 0
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaeger")
     assert main(["check"]) == 1
-    assert "OTEL_TRACES_EXPORTER='jaeger': allowed: otlp, console, none" in capsys.readouterr().err
+    assert (
+        "OTEL_TRACES_EXPORTER='jaeger': allowed: a comma-separated list of otlp, console, none"
+        in capsys.readouterr().err
+    )
 
 
 def test_demo_falls_back_to_a_file_and_says_so(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 import dspy_otel
 from conftest import Traced
 from dspy_otel._config import TABLE, markdown_table, problems, resolve
-from dspy_otel._setup import build_exporter, build_sampler
+from dspy_otel._setup import build_sampler
+from dspy_otel.export.otlp import build_exporters
 
 
 def test_argument_beats_env_beats_profile_beats_default() -> None:
@@ -96,7 +97,7 @@ def test_problems_lists_every_bad_env_value() -> None:
     found = problems({"DSPY_OTEL_WINDOW": "many", "OTEL_TRACES_EXPORTER": "zipkin", "DSPY_OTEL_PROFILE": "staging"})
     assert found == [
         "DSPY_OTEL_WINDOW='many': allowed: an integer >= 0",
-        "OTEL_TRACES_EXPORTER='zipkin': allowed: otlp, console, none",
+        "OTEL_TRACES_EXPORTER='zipkin': allowed: a comma-separated list of otlp, console, none",
     ]
 
 
@@ -109,10 +110,16 @@ def test_any_env_string_resolves_without_raising(raw: str) -> None:
 def test_generic_otlp_protocol_variable_is_read() -> None:
     settings = resolve({}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
     assert (settings.protocol, settings.sources["protocol"]) == ("http/protobuf", "env OTEL_EXPORTER_OTLP_PROTOCOL")
-    assert isinstance(build_exporter(settings), HttpExporter)
-    assert isinstance(build_exporter(resolve({}, {})), GrpcExporter)
-    assert isinstance(build_exporter(resolve({"exporter": "console"}, {})), ConsoleSpanExporter)
-    assert build_exporter(resolve({"exporter": "none"}, {})) is None
+    (http,) = build_exporters(settings, {})
+    assert isinstance(http, HttpExporter)
+    (grpc,) = build_exporters(resolve({}, {}), {})
+    assert isinstance(grpc, GrpcExporter)
+    (console,) = build_exporters(resolve({"exporter": "console"}, {}), {})
+    assert isinstance(console, ConsoleSpanExporter)
+    assert build_exporters(resolve({"exporter": "none"}, {}), {}) == []
+    otlp, console = build_exporters(resolve({"exporter": "otlp,console"}, {}), {})
+    assert isinstance(otlp, GrpcExporter)
+    assert isinstance(console, ConsoleSpanExporter)
 
 
 def test_standard_sampler_names_are_the_sdk_samplers() -> None:

@@ -20,6 +20,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dspy_otel._parse import (
+    KeyValues,
+    boolean,
+    choice,
+    choices,
+    existing_file,
+    int_at_least,
+    key_values,
+    seconds,
+    url,
+)
 from dspy_otel.sampling.head import HEAD_SAMPLERS, parse_sampler_arg
 from dspy_otel.sampling.policies import Policy, parse_policies
 
@@ -29,45 +40,15 @@ PROFILES = ("development", "staging", "production")
 SAMPLERS = tuple(HEAD_SAMPLERS)
 CONTENT_MODES = ("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT")
 _CONTENT_ALIASES = {"TRUE": "SPAN_ONLY", "FALSE": "NO_CONTENT"}
+EXPORTERS = ("otlp", "console", "none")
+_OTLP = "OTEL_EXPORTER_OTLP_"
 
 
-def _choice(allowed: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().upper() if upper else raw.strip().lower()
-        if upper:
-            value = _CONTENT_ALIASES.get(value, value)
-        if value not in allowed:
-            raise ValueError(f"allowed: {', '.join(allowed)}")
-        return value
-
-    return parse
-
-
-def _content(raw: str) -> str:
-    try:
-        return _choice(CONTENT_MODES, upper=True)(raw)
-    except ValueError:
-        raise ValueError(f"allowed: true, false, {', '.join(CONTENT_MODES)}") from None
-
-
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError(f"allowed: an integer >= {minimum}") from None
-        if value < minimum:
-            raise ValueError(f"allowed: an integer >= {minimum}")
-        return value
-
-    return parse
-
-
-def _bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value not in ("true", "false"):
-        raise ValueError("allowed: true, false")
-    return value == "true"
+def _batch_size(raw: str, *, bsp_max_queue_size: int) -> int:
+    value = int_at_least(1)(raw)
+    if value > bsp_max_queue_size:
+        raise ValueError(f"allowed: an integer from 1 to OTEL_BSP_MAX_QUEUE_SIZE ({bsp_max_queue_size})")
+    return value
 
 
 @dataclass(frozen=True)
@@ -98,14 +79,14 @@ TABLE: tuple[Setting, ...] = (
     Setting(
         "profile",
         "DSPY_OTEL_PROFILE",
-        _choice(PROFILES),
+        choice(PROFILES),
         "production",
         "Coherent defaults for the settings below: development | staging | production.",
     ),
     Setting(
         "dspy_history",
         "DSPY_OTEL_DSPY_HISTORY",
-        _choice(("keep", "off")),
+        choice(("keep", "off")),
         "off",
         "DSPy's own in-process retention (GLOBAL_HISTORY, lm.history, module history, settings.trace): keep | off.",
         {"development": "keep"},
@@ -113,7 +94,7 @@ TABLE: tuple[Setting, ...] = (
     Setting(
         "window",
         "DSPY_OTEL_WINDOW",
-        _int_at_least(0),
+        int_at_least(0),
         0,
         "Keep a compact record of the last N LM calls for dspy_otel.inspect_history(); 0 = none.",
         {"development": 200, "staging": 50},
@@ -121,7 +102,7 @@ TABLE: tuple[Setting, ...] = (
     Setting(
         "capture_content",
         "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
-        _content,
+        choice(CONTENT_MODES, _CONTENT_ALIASES, upper=True),
         "NO_CONTENT",
         "Record prompts and outputs: NO_CONTENT | SPAN_ONLY | EVENT_ONLY | SPAN_AND_EVENT "
         "(true = SPAN_ONLY, false = NO_CONTENT). Credentials are never recorded.",
@@ -130,14 +111,14 @@ TABLE: tuple[Setting, ...] = (
     Setting(
         "content_max_length",
         "DSPY_OTEL_CONTENT_MAX_LENGTH",
-        _int_at_least(16),
+        int_at_least(16),
         16384,
         "Characters kept of each captured content attribute; longer values are cut and marked.",
     ),
     Setting(
         "sampler",
         "OTEL_TRACES_SAMPLER",
-        _choice(SAMPLERS),
+        choice(SAMPLERS),
         "parentbased_always_on",
         f"Head sampler: {' | '.join(SAMPLERS)}.",
         {"staging": "parentbased_traceidratio"},
@@ -164,56 +145,163 @@ TABLE: tuple[Setting, ...] = (
     Setting(
         "tail_decision_wait_ms",
         "DSPY_OTEL_TAIL_DECISION_WAIT_MS",
-        _int_at_least(1),
+        int_at_least(1),
         30_000,
         "Tail sampling: a trace whose root has not ended this many ms after its first span is decided then.",
     ),
     Setting(
         "tail_max_traces",
         "DSPY_OTEL_TAIL_MAX_TRACES",
-        _int_at_least(1),
+        int_at_least(1),
         10_000,
         "Tail sampling: traces buffered at once; past it the oldest is decided early on what it has.",
     ),
     Setting(
         "tail_max_spans_per_trace",
         "DSPY_OTEL_TAIL_MAX_SPANS_PER_TRACE",
-        _int_at_least(1),
+        int_at_least(1),
         1_000,
         "Tail sampling: a trace with this many buffered spans is decided early on what it has.",
     ),
     Setting(
         "tail_max_mib",
         "DSPY_OTEL_TAIL_MAX_MIB",
-        _int_at_least(1),
+        int_at_least(1),
         64,
         "Tail sampling: estimated MiB buffered in all; past it the oldest traces are decided early.",
     ),
     Setting(
         "exporter",
         "OTEL_TRACES_EXPORTER",
-        _choice(("otlp", "console", "none")),
-        "otlp",
-        "Where spans go: otlp | console | none.",
+        choices(EXPORTERS),
+        ("otlp",),
+        "Where spans go: otlp | console | none, or a comma-separated list (otlp,console).",
     ),
     Setting(
         "protocol",
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        _choice(("grpc", "http/protobuf")),
+        f"{_OTLP}TRACES_PROTOCOL",
+        choice(("grpc", "http/protobuf")),
         "grpc",
-        "OTLP transport: grpc | http/protobuf (OTEL_EXPORTER_OTLP_PROTOCOL is read too).",
+        f"OTLP transport: grpc | http/protobuf ({_OTLP}PROTOCOL is read too).",
+    ),
+    Setting(
+        "otlp_endpoint",
+        f"{_OTLP}TRACES_ENDPOINT",
+        url,
+        None,
+        f"Where OTLP goes (default http://localhost:4317 for grpc, http://localhost:4318/v1/traces for http); "
+        f"{_OTLP}ENDPOINT is read too (for http, /v1/traces is added to it).",
+    ),
+    Setting(
+        "otlp_headers",
+        f"{_OTLP}TRACES_HEADERS",
+        key_values,
+        None,
+        f"Headers sent with every export, key=value pairs, URL-encoded ({_OTLP}HEADERS is read too).",
+    ),
+    Setting(
+        "otlp_timeout_s",
+        f"{_OTLP}TRACES_TIMEOUT",
+        seconds,
+        10.0,
+        f"Seconds one export may take, retries included ({_OTLP}TIMEOUT is read too).",
+    ),
+    Setting(
+        "otlp_compression",
+        f"{_OTLP}TRACES_COMPRESSION",
+        choice(("gzip", "deflate", "none")),
+        "none",
+        f"Compression of OTLP requests: gzip | deflate | none ({_OTLP}COMPRESSION is read too).",
+    ),
+    Setting(
+        "otlp_insecure",
+        f"{_OTLP}TRACES_INSECURE",
+        boolean,
+        None,
+        f"grpc without TLS: true | false (default: from the endpoint's scheme; {_OTLP}INSECURE is read too).",
+    ),
+    Setting(
+        "otlp_certificate",
+        f"{_OTLP}TRACES_CERTIFICATE",
+        existing_file,
+        None,
+        f"CA certificate file to verify the collector ({_OTLP}CERTIFICATE is read too).",
+    ),
+    Setting(
+        "otlp_client_key",
+        f"{_OTLP}TRACES_CLIENT_KEY",
+        existing_file,
+        None,
+        f"Client private key file for mTLS ({_OTLP}CLIENT_KEY is read too).",
+    ),
+    Setting(
+        "otlp_client_certificate",
+        f"{_OTLP}TRACES_CLIENT_CERTIFICATE",
+        existing_file,
+        None,
+        f"Client certificate file for mTLS ({_OTLP}CLIENT_CERTIFICATE is read too).",
+    ),
+    Setting(
+        "bsp_max_queue_size",
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        int_at_least(1),
+        2048,
+        "Spans waiting for export at most; past it new spans are dropped and counted (dspy_otel.stats()).",
+    ),
+    Setting(
+        "bsp_max_export_batch_size",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        _batch_size,
+        512,
+        "Spans per export request, at most OTEL_BSP_MAX_QUEUE_SIZE.",
+        needs=("bsp_max_queue_size",),
+    ),
+    Setting(
+        "bsp_schedule_delay_ms",
+        "OTEL_BSP_SCHEDULE_DELAY",
+        int_at_least(1),
+        5000,
+        "Milliseconds between two exports of whatever is queued.",
+    ),
+    Setting(
+        "exit_timeout_ms",
+        "DSPY_OTEL_EXIT_TIMEOUT_MS",
+        int_at_least(0),
+        5000,
+        "At exit (or dspy_otel.shutdown()), wait at most this long for queued spans to be exported; "
+        "what is left is dropped and counted, so a dead collector never holds the program up.",
+    ),
+    Setting(
+        "resource_attributes",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        key_values,
+        None,
+        "Resource attributes, key=value pairs, URL-encoded (OTEL_SERVICE_NAME sets service.name).",
     ),
     Setting(
         "sdk_disabled",
         "OTEL_SDK_DISABLED",
-        _bool,
+        boolean,
         False,
         "true = create no spans at all (the instrumentation stays out of DSPy).",
     ),
 )
 
 _BY_NAME = {s.name: s for s in TABLE}
-_FALLBACK_ENV = {"protocol": "OTEL_EXPORTER_OTLP_PROTOCOL"}
+_FALLBACK_ENV = {
+    name: f"{_OTLP}{name.removeprefix('otlp_').removesuffix('_s').upper()}"
+    for name in (
+        "protocol",
+        "otlp_endpoint",
+        "otlp_headers",
+        "otlp_timeout_s",
+        "otlp_compression",
+        "otlp_insecure",
+        "otlp_certificate",
+        "otlp_client_key",
+        "otlp_client_certificate",
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -232,8 +320,21 @@ class Settings:
     tail_max_traces: int
     tail_max_spans_per_trace: int
     tail_max_mib: int
-    exporter: str
+    exporter: tuple[str, ...]
     protocol: str
+    otlp_endpoint: str | None
+    otlp_headers: KeyValues | None
+    otlp_timeout_s: float
+    otlp_compression: str
+    otlp_insecure: bool | None
+    otlp_certificate: str | None
+    otlp_client_key: str | None
+    otlp_client_certificate: str | None
+    bsp_max_queue_size: int
+    bsp_max_export_batch_size: int
+    bsp_schedule_delay_ms: int
+    exit_timeout_ms: int
+    resource_attributes: KeyValues | None
     sdk_disabled: bool
     sources: Mapping[str, str]
 
@@ -332,6 +433,12 @@ def problems(env: Mapping[str, str] | None = None) -> list[str]:
     """Every invalid environment value, one message each (for ``dspy-otel check``)."""
     _, bad = _walk({}, os.environ if env is None else env)
     return [f"{name}={raw!r}: {why}" for name, raw, why, _ in bad]
+
+
+def rejected(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment variables whose values are invalid, with those values (kept from the exporters)."""
+    _, bad = _walk({}, os.environ if env is None else env)
+    return {name: raw for name, raw, _, _ in bad}
 
 
 def display(value: Any) -> str:

@@ -9,16 +9,19 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace import TracerProvider, sampling
+from opentelemetry.sdk.trace.export import SpanExporter
 
-from dspy_otel._config import Settings, display, resolve
+from dspy_otel import _stats
+from dspy_otel._config import Settings, display, rejected, resolve
+from dspy_otel.export.queue import CountingBatchSpanProcessor
 from dspy_otel.sampling.head import DSPyOtelSampler, build_head
 
 logger = logging.getLogger("dspy_otel")
@@ -26,6 +29,7 @@ logger = logging.getLogger("dspy_otel")
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _settings: Settings | None = None
+_batches: list[CountingBatchSpanProcessor] = []
 
 
 def build_sampler(settings: Settings) -> DSPyOtelSampler:
@@ -56,49 +60,15 @@ def describe_sampling(settings: Settings) -> str:
     )
 
 
-def build_processor(settings: Settings, exporter: SpanExporter) -> SpanProcessor:
-    """A batch processor for ``exporter``, behind the tail sampler when tail policies are set."""
-    batch = BatchSpanProcessor(exporter)
-    if not settings.tail_policies:
-        return batch
-    from dspy_otel.sampling.tail import TailLimits, TailSamplingProcessor
-
-    limits = TailLimits(
-        settings.tail_decision_wait_ms,
-        settings.tail_max_traces,
-        settings.tail_max_spans_per_trace,
-        settings.tail_max_mib,
-    )
-    return TailSamplingProcessor(batch, settings.tail_policies, limits, tick_s=min(1.0, limits.decision_wait_ms / 4000))
-
-
-def build_exporter(settings: Settings) -> SpanExporter | None:
-    """The span exporter named by ``settings.exporter`` (``None`` for ``none``).
-
-    The OTLP exporters read ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``,
-    ``_TIMEOUT``, ``_COMPRESSION`` and ``_INSECURE`` themselves.
-    """
-    if settings.exporter == "none":
-        return None
-    if settings.exporter == "console":
-        return ConsoleSpanExporter()
-    if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-        return GrpcExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-    return HttpExporter()
-
-
 def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) -> TracerProvider:
     """Trace DSPy: build a tracer provider from the environment, export in batches, instrument DSPy.
 
     Idempotent: a second call returns the provider of the first (call :func:`shutdown`
-    first to change settings). The provider becomes the global one if none was set.
+    first to change settings). The provider becomes the global one if none was set. At exit,
+    queued spans get ``DSPY_OTEL_EXIT_TIMEOUT_MS`` to leave (see :func:`shutdown`).
 
     Args:
-        span_exporter: Export to this exporter instead of the one ``OTEL_TRACES_EXPORTER`` names.
+        span_exporter: Export to this exporter instead of the ones ``OTEL_TRACES_EXPORTER`` names.
         **overrides: Any setting of the README's table by name (``profile="development"``,
             ``capture_content="SPAN_ONLY"``, ``sampler="parentbased_traceidratio"``,
             ``sampler_arg=0.1``, ``tail_policies="errors,ratio:0.05"``, ``window=100``, ...). An argument
@@ -117,32 +87,63 @@ def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) ->
             if settings != _settings or span_exporter is not None:
                 logger.warning("dspy-otel: already configured; call dspy_otel.shutdown() first to change settings")
             return _provider
+        from dspy_otel.export.otlp import build_exporters
+        from dspy_otel.export.pipeline import build_processor
         from dspy_otel.instrumentation import DSPyInstrumentor
 
-        provider = TracerProvider(sampler=build_sampler(settings), resource=Resource.create())
+        attributes = settings.resource_attributes.as_dict() if settings.resource_attributes else None
+        provider = TracerProvider(
+            sampler=build_sampler(settings), resource=Resource.create(attributes), shutdown_on_exit=False
+        )
         if not settings.sdk_disabled:
-            exporter = span_exporter if span_exporter is not None else build_exporter(settings)
-            if exporter is not None:
-                provider.add_span_processor(build_processor(settings, exporter))
+            exporters = [span_exporter] if span_exporter is not None else build_exporters(settings, rejected())
+            if exporters:
+                processor, _batches[:] = build_processor(settings, exporters)
+                provider.add_span_processor(processor)
             DSPyInstrumentor().instrument(tracer_provider=provider, settings=settings)
         if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             trace.set_tracer_provider(provider)
         _provider, _settings = provider, settings
+        atexit.register(shutdown)
         return provider
 
 
-def shutdown(timeout_millis: int = 10_000) -> None:
-    """Flush pending spans (waiting at most ``timeout_millis``), un-instrument DSPy, shut the provider down."""
+def shutdown(timeout_millis: int | None = None) -> None:
+    """Un-instrument DSPy, export what is queued and shut the provider down, in bounded time.
+
+    Runs by itself at exit. It never holds the program up longer than ``timeout_millis``
+    (default ``DSPY_OTEL_EXIT_TIMEOUT_MS``, 5 s): with the collector down or hanging, what
+    could not leave by then is dropped, counted (``export_spans_abandoned_at_exit`` in
+    :func:`dspy_otel.stats`) and reported in one line.
+    """
     global _provider, _settings
     with _lock:
-        if _provider is None:
+        if _provider is None or _settings is None:
             return
         from dspy_otel.instrumentation import DSPyInstrumentor
 
-        DSPyInstrumentor().uninstrument()
-        try:
-            _provider.force_flush(timeout_millis)
-            _provider.shutdown()
-        except Exception as exc:  # an exporter must never crash the app on exit
-            logger.warning("dspy-otel: shutdown failed (%s: %s)", type(exc).__name__, exc)
+        provider, timeout_s = _provider, (_settings.exit_timeout_ms if timeout_millis is None else timeout_millis) / 1e3
         _provider, _settings = None, None
+        atexit.unregister(shutdown)
+        DSPyInstrumentor().uninstrument()
+        worker = threading.Thread(target=_flush_and_shut, args=(provider,), name="dspy-otel-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+        left = sum(batch.unexported() for batch in _batches) if worker.is_alive() else 0
+        if left:
+            _stats.add({"export_spans_abandoned_at_exit": left})
+            logger.warning(
+                "dspy-otel: spans could not all be exported within %.1f s at shutdown (DSPY_OTEL_EXIT_TIMEOUT_MS); "
+                "%s not yet exported are dropped (collector down or slow?)",
+                timeout_s,
+                f"{left:,}",
+            )
+        _batches.clear()
+
+
+def _flush_and_shut(provider: TracerProvider) -> None:
+    try:
+        provider.force_flush()
+        provider.shutdown()
+    except Exception as exc:  # an exporter must never crash the app on exit
+        logger.warning("dspy-otel: shutdown failed (%s: %s)", type(exc).__name__, exc)

@@ -49,6 +49,7 @@ from dspy_otel import _stats
 from dspy_otel.sampling.policies import Policy, TraceView
 
 _MIB = 1 << 20
+_FLUSH_EVERY = 512  # at a flush, kept spans go to the exporting processor in chunks its queue can hold
 _latest: weakref.ref[TailSamplingProcessor] | None = None
 
 
@@ -135,7 +136,7 @@ class TailSamplingProcessor(SpanProcessor):
         tick_s: float | None = 1.0,
     ) -> None:
         global _latest  # noqa: PLW0603 - the window asks the newest processor what became of a trace
-        self._inner = inner
+        self.inner = inner
         self._policies = tuple(policies)
         self._limits = limits or TailLimits()
         self._wait_ns = self._limits.decision_wait_ms * 1_000_000
@@ -168,7 +169,7 @@ class TailSamplingProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Pass the start on to the exporting processor."""
-        self._inner.on_start(span, parent_context)
+        self.inner.on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Pass head-sampled spans on; buffer the others, deciding their trace when its root ends."""
@@ -176,7 +177,7 @@ class TailSamplingProcessor(SpanProcessor):
         if context is None or context.trace_flags.sampled:
             if _is_local_root(span):
                 _stats.add({"tail_traces_kept_by_head": 1})
-            self._inner.on_end(span)
+            self.inner.on_end(span)
             return
         trace_id, size = context.trace_id, estimate_bytes(span)
         with self._lock:
@@ -231,11 +232,14 @@ class TailSamplingProcessor(SpanProcessor):
         if kept:
             out.extend(_as_sampled(s) for s in pending.spans)
 
-    def _emit(self, spans: list[ReadableSpan], counts: dict[str, int]) -> None:
+    def _emit(self, spans: list[ReadableSpan], counts: dict[str, int], flush_every: int = 0) -> None:
+        """Count, then hand the kept spans on (flushing every ``flush_every`` so a burst fits the queue)."""
         if counts:
             _stats.add(counts)
-        for span in spans:
-            self._inner.on_end(span)
+        for done, span in enumerate(spans, 1):
+            self.inner.on_end(span)
+            if flush_every and done % flush_every == 0:
+                self.inner.force_flush()
 
     def decide_expired(self) -> None:
         """Decide every trace whose decision wait has run out (the background thread calls this)."""
@@ -257,7 +261,7 @@ class TailSamplingProcessor(SpanProcessor):
             now = self._clock()
             while self._pending:
                 self._decide_early(next(iter(self._pending)), now, "flushed", out, counts)
-        self._emit(out, counts)
+        self._emit(out, counts, flush_every=_FLUSH_EVERY)
 
     def _start_ticker(self) -> None:
         with self._lock:
@@ -279,13 +283,13 @@ class TailSamplingProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Decide every pending trace now, then flush the exporting processor."""
         self._decide_all()
-        return self._inner.force_flush(timeout_millis)
+        return self.inner.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
         """Decide and export every pending trace, stop the background thread, shut the exporter down."""
         self._decide_all()
         self._stop.set()
-        self._inner.shutdown()
+        self.inner.shutdown()
 
 
 def _word(kept: bool) -> str:

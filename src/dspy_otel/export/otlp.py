@@ -1,0 +1,98 @@
+"""The span exporters ``OTEL_TRACES_EXPORTER`` names, built from the validated settings.
+
+The OTLP exporters read the standard ``OTEL_EXPORTER_OTLP_*`` variables
+themselves, and some of them raise on a bad value (a timeout of ``10s``, a
+compression of ``zstd``, an endpoint like ``http://[::1``). dspy-otel reads
+every one of them through its settings table instead, names a bad value in one
+line and replaces it, and hands the exporters only the checked values, so a
+typo in the environment never stops the program.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+
+from dspy_otel._config import Settings
+
+_HTTP_TRACES_PATH = "v1/traces"
+_patch_lock = threading.Lock()
+
+
+def build_exporters(settings: Settings, bad_env: Mapping[str, str]) -> list[SpanExporter]:
+    """One exporter per name in ``settings.exporter`` (``none`` adds none).
+
+    Args:
+        settings: The resolved settings.
+        bad_env: Environment variables whose values were rejected; the exporters do not see them.
+    """
+    exporters: list[SpanExporter] = []
+    for name in settings.exporter:
+        if name == "console":
+            exporters.append(ConsoleSpanExporter(out=sys.stdout))  # today's stdout, not the one at import
+        elif name == "otlp":
+            exporters.append(_grpc(settings, bad_env) if settings.protocol == "grpc" else _http(settings))
+    return exporters
+
+
+def _common(settings: Settings) -> dict[str, Any]:
+    return {
+        "headers": settings.otlp_headers.as_dict() if settings.otlp_headers else None,
+        "timeout": settings.otlp_timeout_s,
+    }
+
+
+def _grpc(settings: Settings, bad_env: Mapping[str, str]) -> SpanExporter:
+    from grpc import Compression
+    from opentelemetry.exporter.otlp.proto.grpc import exporter as grpc_base
+    from opentelemetry.exporter.otlp.proto.grpc import trace_exporter
+
+    compression = {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(
+        settings.otlp_compression, Compression.NoCompression
+    )
+    with _without((trace_exporter, grpc_base), bad_env):  # they read some variables whatever they are given
+        exporter: SpanExporter = trace_exporter.OTLPSpanExporter(
+            endpoint=settings.otlp_endpoint,
+            insecure=settings.otlp_insecure,
+            compression=compression,
+            **_common(settings),
+        )
+    return exporter
+
+
+def _http(settings: Settings) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    endpoint = settings.otlp_endpoint
+    if endpoint and settings.sources["otlp_endpoint"] == "env OTEL_EXPORTER_OTLP_ENDPOINT":
+        endpoint = f"{endpoint.rstrip('/')}/{_HTTP_TRACES_PATH}"  # the generic variable is a base URL
+    return OTLPSpanExporter(
+        endpoint=endpoint or f"http://localhost:4318/{_HTTP_TRACES_PATH}",
+        certificate_file=settings.otlp_certificate,
+        client_key_file=settings.otlp_client_key,
+        client_certificate_file=settings.otlp_client_certificate,
+        compression=Compression(settings.otlp_compression),
+        **_common(settings),
+    )
+
+
+@contextmanager
+def _without(modules: tuple[Any, ...], bad_env: Mapping[str, str]) -> Iterator[None]:
+    """While building an exporter, let ``modules`` see the environment without the rejected variables."""
+    patched = [m for m in modules if getattr(m, "environ", None) is os.environ] if bad_env else []
+    with _patch_lock:
+        clean = {k: v for k, v in os.environ.items() if k not in bad_env}
+        for module in patched:
+            module.environ = clean
+        try:
+            yield
+        finally:
+            for module in patched:
+                module.environ = os.environ
