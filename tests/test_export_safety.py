@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -11,16 +12,22 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import dspy
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 import dspy_otel
 from conftest import closed_port, env_without_settings
+from dspy_otel._config import rejected, resolve
 from dspy_otel._fake_lm import FakeOpenAIServer
 from dspy_otel.cli import main
+from dspy_otel.export.otlp import build_exporters
+from dspy_otel.export.pipeline import build_processor
 from dspy_otel.export.reporting import ReportingExporter
 
 BAD_STANDARD_VALUES = [
@@ -38,6 +45,7 @@ BAD_STANDARD_VALUES = [
     ("OTEL_BSP_MAX_QUEUE_SIZE", "abc", "an integer >= 1"),
     ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", "an integer >= 1"),
     ("OTEL_BSP_SCHEDULE_DELAY", "5s", "an integer >= 1"),
+    ("OTEL_BSP_EXPORT_TIMEOUT", "abc", "an integer >= 0"),
     ("OTEL_RESOURCE_ATTRIBUTES", "service.version", "key=value pairs"),
     ("OTEL_TRACES_EXPORTER", "otlp,zipkin", "a comma-separated list of otlp, console, none"),
     ("DSPY_OTEL_EXIT_TIMEOUT_MS", "-1", "an integer >= 0"),
@@ -251,3 +259,16 @@ def test_exporting_to_console_and_otlp_together(lm: Any, capsys: pytest.CaptureF
     dspy.Predict("question -> answer")(question="both")
     dspy_otel.shutdown()  # the console's batch processor is flushed first
     assert '"name": "chat gpt-4o-mini"' in capsys.readouterr().out
+
+
+STANDARD_VARIABLES = sorted({variable for variable, _, _ in BAD_STANDARD_VALUES} | {"OTEL_EXPORTER_OTLP_PROTOCOL"})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(STANDARD_VARIABLES), st.text(max_size=16).filter(lambda v: "\0" not in v)))
+def test_any_standard_values_build_exporters_without_raising(values: dict[str, str]) -> None:
+    with mock.patch.dict(os.environ, values):
+        settings = resolve({"exit_timeout_ms": 0})
+        exporters = build_exporters(settings, rejected())
+        processor, _ = build_processor(settings, exporters)
+        processor.shutdown()

@@ -264,6 +264,13 @@ TABLE: tuple[Setting, ...] = (
         "Milliseconds between two exports of whatever is queued.",
     ),
     Setting(
+        "bsp_export_timeout_ms",
+        "OTEL_BSP_EXPORT_TIMEOUT",
+        int_at_least(0),
+        30_000,
+        "Milliseconds the batch processor allows one export (the SDK passes it on; the OTLP timeout applies).",
+    ),
+    Setting(
         "exit_timeout_ms",
         "DSPY_OTEL_EXIT_TIMEOUT_MS",
         int_at_least(0),
@@ -333,6 +340,7 @@ class Settings:
     bsp_max_queue_size: int
     bsp_max_export_batch_size: int
     bsp_schedule_delay_ms: int
+    bsp_export_timeout_ms: int
     exit_timeout_ms: int
     resource_attributes: KeyValues | None
     sdk_disabled: bool

@@ -85,10 +85,13 @@ def _http(settings: Settings) -> SpanExporter:
 
 @contextmanager
 def _without(modules: tuple[Any, ...], bad_env: Mapping[str, str]) -> Iterator[None]:
-    """While building an exporter, let ``modules`` see the environment without the rejected variables."""
-    patched = [m for m in modules if getattr(m, "environ", None) is os.environ] if bad_env else []
+    """While building an exporter, let ``modules`` see the environment without the rejected variables.
+
+    Blank values go too: dspy-otel reads an empty variable as unset, some exporters read it as a number.
+    """
+    clean = {k: v for k, v in os.environ.items() if k not in bad_env and v.strip()}
+    patched = [m for m in modules if getattr(m, "environ", None) is os.environ] if len(clean) < len(os.environ) else []
     with _patch_lock:
-        clean = {k: v for k, v in os.environ.items() if k not in bad_env}
         for module in patched:
             module.environ = clean
         try:

@@ -26,6 +26,7 @@ def build_processor(
             max_queue_size=settings.bsp_max_queue_size,
             schedule_delay_millis=settings.bsp_schedule_delay_ms,
             max_export_batch_size=min(settings.bsp_max_export_batch_size, settings.bsp_max_queue_size),
+            export_timeout_millis=settings.bsp_export_timeout_ms,
         )
         for exporter in exporters
     ]
