@@ -26,11 +26,16 @@ assert prediction.answer == "42", prediction
 
 
 def console_spans(stdout: str) -> list[dict[str, Any]]:
-    """The JSON objects the console exporter printed one after another."""
+    """The JSON objects the console exporter printed (other output in between is skipped)."""
     decoder, spans, index = json.JSONDecoder(), [], 0
     while (index := stdout.find("{", index)) != -1:
-        span, index = decoder.raw_decode(stdout, index)
-        spans.append(span)
+        try:
+            span, index = decoder.raw_decode(stdout, index)
+        except json.JSONDecodeError:
+            index += 1
+            continue
+        if isinstance(span, dict) and "context" in span:
+            spans.append(span)
     return spans
 
 
@@ -71,3 +76,76 @@ def test_opentelemetry_instrument_traces_an_unmodified_app(tmp_path: Path) -> No
     assert llm["attributes"]["gen_ai.usage.input_tokens"] > 0
     assert llm["resource"]["attributes"]["service.name"] == "dspy-otel-auto-test"
     assert "sk-auto" not in done.stdout
+
+
+APP_CONFIGURES = """
+import dspy, dspy_otel
+from dspy_otel._fake_lm import FakeOpenAIServer
+
+dspy_otel.configure(profile="development", exporter="console")
+with FakeOpenAIServer() as server:
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-auto", cache=False)
+    with dspy.context(lm=lm):
+        dspy.Predict("question -> answer")(question="configured under opentelemetry-instrument")
+dspy_otel.inspect_history(1)
+dspy_otel.shutdown()
+"""
+
+
+def test_configure_under_opentelemetry_instrument_does_what_it_is_asked(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(APP_CONFIGURES)
+    env = env_without_settings()
+    env.update(
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+    )
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    done = subprocess.run(
+        [str(instrument), sys.executable, "app.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "configure() re-instruments it with its own settings" in done.stderr
+    assert "Attempting to instrument while already instrumented" not in done.stderr
+    spans = console_spans(done.stdout)
+    assert sorted(span["name"] for span in spans) == ["Predict", "chat gpt-4o-mini"]  # once each, by one provider
+    (llm,) = [span for span in spans if span["name"] == "chat gpt-4o-mini"]
+    assert "configured under opentelemetry-instrument" in llm["attributes"]["gen_ai.input.messages"]  # development
+    assert "trace=" in done.stdout  # the development window is on
+
+
+def test_configure_after_an_explicit_instrument_takes_over(lm: Any, caplog: pytest.LogCaptureFixture) -> None:
+    import dspy
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import dspy_otel
+
+    first, second = InMemorySpanExporter(), InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(first))
+    dspy_otel.DSPyInstrumentor().instrument(tracer_provider=provider)
+    with caplog.at_level("WARNING", logger="dspy_otel"):
+        mine = dspy_otel.configure(span_exporter=second)
+    assert "DSPy was already instrumented" in caplog.text
+    dspy.Predict("question -> answer")(question="q")
+    mine.force_flush()
+    assert first.get_finished_spans() == ()
+    assert sorted(s.name for s in second.get_finished_spans()) == ["Predict", "chat gpt-4o-mini"]
+
+
+def test_a_second_configure_says_what_it_did_not_change(lm: Any, caplog: pytest.LogCaptureFixture) -> None:
+    import dspy_otel
+
+    dspy_otel.configure(exporter="none")
+    with caplog.at_level("WARNING", logger="dspy_otel"):
+        dspy_otel.configure(exporter="none", window=5)
+    assert "already configured, so configure() changes nothing (window: 0 -> 5)" in caplog.text

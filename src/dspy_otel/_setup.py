@@ -85,7 +85,11 @@ def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) ->
         settings = resolve(overrides)
         if _provider is not None:
             if settings != _settings or span_exporter is not None:
-                logger.warning("dspy-otel: already configured; call dspy_otel.shutdown() first to change settings")
+                logger.warning(
+                    "dspy-otel: already configured, so configure() changes nothing (%s); "
+                    "call dspy_otel.shutdown() first to change settings",
+                    _differences(_settings, settings) or "another span_exporter",
+                )
             return _provider
         from dspy_otel.export.otlp import build_exporters
         from dspy_otel.export.pipeline import build_processor
@@ -95,12 +99,23 @@ def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) ->
         provider = TracerProvider(
             sampler=build_sampler(settings), resource=Resource.create(attributes), shutdown_on_exit=False
         )
+        instrumentor = DSPyInstrumentor()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            logger.warning(
+                "dspy-otel: DSPy was already instrumented (by opentelemetry-instrument or DSPyInstrumentor()"
+                ".instrument()); configure() re-instruments it with its own settings, and DSPy's spans go to "
+                "the tracer provider configure() returns%s",
+                ""
+                if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+                else " (the global provider set earlier stays global for other instrumentations)",
+            )
+            instrumentor.uninstrument()
         if not settings.sdk_disabled:
             exporters = [span_exporter] if span_exporter is not None else build_exporters(settings, rejected())
             if exporters:
                 processor, _batches[:] = build_processor(settings, exporters)
                 provider.add_span_processor(processor)
-            DSPyInstrumentor().instrument(tracer_provider=provider, settings=settings)
+            instrumentor.instrument(tracer_provider=provider, settings=settings)
         if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             trace.set_tracer_provider(provider)
         _provider, _settings = provider, settings
@@ -139,6 +154,18 @@ def shutdown(timeout_millis: int | None = None) -> None:
                 f"{left:,}",
             )
         _batches.clear()
+
+
+def _differences(old: Settings | None, new: Settings) -> str:
+    """``name: old -> new`` for each setting that differs (values as ``dspy-otel config`` shows them)."""
+    if old is None:
+        return ""
+    changed = [
+        f"{name}: {display(getattr(old, name)) or '-'} -> {display(getattr(new, name)) or '-'}"
+        for name in old.__dataclass_fields__
+        if name != "sources" and getattr(old, name) != getattr(new, name)
+    ]
+    return ", ".join(changed)
 
 
 def _flush_and_shut(provider: TracerProvider) -> None:
