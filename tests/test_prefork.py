@@ -178,11 +178,6 @@ def test_every_worker_exports_its_spans_once(
     assert_each_process_exported_its_own(files, summary)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a multiprocessing child leaves through os._exit: no atexit, so the batch processor's queue is lost "
-    "unless the worker flushes; configure() (_setup.py) does not register a multiprocessing finalizer",
-)
 def test_multiprocessing_workers_export_without_flushing(fake_server: FakeOpenAIServer, tmp_path: Path) -> None:
     summary = run_app(fake_server, "multiprocessing", False, str(tmp_path))
     assert_exported_once([r for records in read_files(tmp_path).values() for r in records], summary, False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import threading
 from typing import Any
 
@@ -120,6 +121,7 @@ def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) ->
             trace.set_tracer_provider(provider)
         _provider, _settings = provider, settings
         atexit.register(shutdown)
+        multiprocessing.util.register_after_fork(provider, _in_multiprocessing_worker)
         return provider
 
 
@@ -166,6 +168,15 @@ def _differences(old: Settings | None, new: Settings) -> str:
         if name != "sources" and getattr(old, name) != getattr(new, name)
     ]
     return ", ".join(changed)
+
+
+def _in_multiprocessing_worker(provider: TracerProvider) -> None:
+    """Export what a ``multiprocessing`` worker made: it leaves through ``os._exit``, skipping ``atexit``.
+
+    ``multiprocessing`` runs this in each new worker, which then runs its finalizers before leaving.
+    """
+    if provider is _provider:
+        multiprocessing.util.Finalize(None, shutdown, exitpriority=10)
 
 
 def _flush_and_shut(provider: TracerProvider) -> None:
