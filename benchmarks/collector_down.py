@@ -1,0 +1,176 @@
+"""A traced service whose collector is down, hanging or up: call time, memory, loss counts and exit time.
+
+One command, in the project venv (~5 min on 2 cores with the defaults)::
+
+    .venv/bin/python benchmarks/collector_down.py --calls 50000
+
+Each scenario runs in its own process: ``dspy.Predict`` calls over the real
+``dspy.LM`` HTTP path against the fake server (its own process), production
+profile, OTLP export to:
+
+- ``up``: a local OTLP/HTTP receiver that accepts everything;
+- ``closed port``: nothing listens (connection refused), over gRPC and HTTP;
+- ``hanging``: a server that accepts connections and never answers, over gRPC and HTTP.
+
+The worker prints the median wall time per call, tracemalloc growth and RSS
+growth after the calls, and ``dspy_otel.stats()``; the orchestrator measures the
+time from the worker's last call to its exit (``DSPY_OTEL_EXIT_TIMEOUT_MS`` is
+5 s by default) and counts the warning lines the worker printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from run import ROOT, fake_server
+
+SCENARIOS = (
+    ("up", "http/protobuf"),
+    ("closed port", "grpc"),
+    ("closed port", "http/protobuf"),
+    ("hanging", "grpc"),
+    ("hanging", "http/protobuf"),
+)
+
+
+class _Accept(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def collector(kind: str) -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts OTLP/HTTP, refuses connections, or accepts and never answers."""
+    if kind == "up":
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield server.server_address[1]
+        finally:
+            server.shutdown()
+            server.server_close()
+        return
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    if kind == "closed port":
+        sock.close()
+        yield port
+        return
+    sock.listen(1024)  # accepted by the kernel, never read: the exporter waits for its timeout
+    try:
+        yield port
+    finally:
+        sock.close()
+
+
+def worker(url: str, calls: int) -> None:
+    import dspy
+
+    import dspy_otel
+
+    dspy_otel.configure()
+    dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=url, api_key="x", cache=False, num_retries=0))
+    program = dspy.Predict("question -> answer")
+    for i in range(200):  # warm-up
+        program(question=f"warm-up {i}")
+    tracemalloc.start()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = tracemalloc.get_traced_memory()[0]
+    times = []
+    for i in range(calls):
+        start = time.perf_counter()
+        program(question=f"q{i}")
+        times.append(time.perf_counter() - start)
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    result = {
+        "median_ms": statistics.median(times) * 1e3,
+        "p99_ms": statistics.quantiles(times, n=100)[98] * 1e3,
+        "tracemalloc_mib": grown / 2**20,
+        "rss_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024,
+        "stats": dspy_otel.stats(),
+        "done": time.monotonic(),
+    }
+    print(json.dumps(result), flush=True)
+
+
+def run(url: str, kind: str, protocol: str, calls: int) -> dict[str, object]:
+    with collector(kind) as port:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DSPY_OTEL_"))},
+            "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'benchmarks'}",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        }
+        done = subprocess.run(
+            [sys.executable, __file__, "--worker", url, "--calls", str(calls)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=True,
+        )
+        exited = time.monotonic()
+    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    result["exit_s"] = exited - float(result.pop("done"))  # type: ignore[arg-type]
+    at_exit = re.search(r"([\d,]+) not yet exported are dropped", done.stderr)
+    result["dropped_at_exit"] = at_exit.group(1) if at_exit else "0"
+    result["warning_lines"] = sum("dspy-otel:" in line for line in done.stderr.splitlines())
+    result["other_lines"] = sum(1 for line in done.stderr.splitlines() if line and "dspy-otel:" not in line)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=50_000)
+    parser.add_argument("--worker", metavar="URL")
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.calls)
+        return
+    print(f"{args.calls:,} dspy.Predict calls per scenario; production profile; one process each")
+    print()
+    print(
+        "| collector | protocol | median ms/call | p99 ms/call | tracemalloc growth | RSS growth | exported |"
+        " failed | dropped (queue full) | dropped at exit | exit after last call | dspy-otel lines | other lines |"
+    )
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    with fake_server(sys.executable, ROOT / "src") as url:
+        for kind, protocol in SCENARIOS:
+            r = run(url, kind, protocol, args.calls)
+            s = r["stats"]
+            assert isinstance(s, dict)
+            counts = [s.get(f"export_spans_{n}", 0) for n in ("exported", "failed", "dropped_queue_full")]
+            print(
+                f"| {kind} | {protocol} | {r['median_ms']:.2f} | {r['p99_ms']:.2f} | {r['tracemalloc_mib']:.2f} MiB "
+                f"| {r['rss_mib']:.1f} MiB | {' | '.join(f'{c:,}' for c in counts)} | {r['dropped_at_exit']} "
+                f"| {r['exit_s']:.1f} s | {r['warning_lines']} | {r['other_lines']} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
