@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import dspy
-import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 import dspy_otel
 from conftest import closed_port
 from dspy_otel._fake_lm import FakeOpenAIServer
+from receivers import Received, grpc_receiver, http_receiver
 
 KEY, ENV_KEY, CALL_KEY, HEADER_KEY, PASSWORD = (
     "sk-CANARY-lmkwargs-1a2b",
@@ -25,56 +20,6 @@ KEY, ENV_KEY, CALL_KEY, HEADER_KEY, PASSWORD = (
     "CANARY-pass-9c0d",
 )
 CANARIES = (KEY, ENV_KEY, CALL_KEY, HEADER_KEY, PASSWORD)
-
-
-class Received:
-    """Every request body a receiver got, as raw bytes."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.bodies: list[bytes] = []
-
-    def add(self, body: bytes) -> None:
-        with self.lock:
-            self.bodies.append(body)
-
-
-@pytest.fixture
-def http_receiver() -> Iterator[tuple[str, Received]]:
-    received = Received()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.add(bytes(self.headers) + self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", received
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def grpc_receiver() -> Iterator[tuple[str, Received]]:
-    received = Received()
-
-    class Service(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request: Any, context: Any) -> Any:
-            received.add(request.SerializeToString() + repr(context.invocation_metadata()).encode())
-            return trace_service_pb2.ExportTraceServiceResponse()
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)  # type: ignore[no-untyped-call]
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"http://127.0.0.1:{port}", received
-    server.stop(None)
 
 
 class LeakyLM(dspy.BaseLM):  # type: ignore[misc]  # dspy ships no type information
@@ -120,11 +65,21 @@ def test_no_canary_in_any_byte_a_receiver_gets(
     protocol: str,
     content: str,
     fake_server: FakeOpenAIServer,
-    http_receiver: tuple[str, Received],
-    grpc_receiver: tuple[str, Received],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    endpoint, received = grpc_receiver if protocol == "grpc" else http_receiver
+    receiver = grpc_receiver if protocol == "grpc" else http_receiver
+    with receiver() as (endpoint, received):
+        run_through(endpoint, received, protocol, content, fake_server, monkeypatch)
+
+
+def run_through(
+    endpoint: str,
+    received: Received,
+    protocol: str,
+    content: str,
+    fake_server: FakeOpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
     dspy_otel.configure(capture_content=content, window=10)

@@ -1,0 +1,69 @@
+"""Local OTLP receivers for tests: gRPC and HTTP, each keeping the raw bytes of every request it gets."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+
+class Received:
+    """Every request body a receiver got, as raw bytes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.bodies: list[bytes] = []
+
+    def add(self, body: bytes) -> None:
+        with self.lock:
+            self.bodies.append(body)
+
+
+@contextmanager
+def http_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
+    """An OTLP/HTTP receiver on 127.0.0.1 (``port`` 0: any free one) that keeps every request's raw bytes."""
+    received = Received()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.add(bytes(self.headers) + self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def grpc_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
+    """An OTLP/gRPC receiver on 127.0.0.1 (``port`` 0: any free one) that keeps every request's bytes."""
+    received = Received()
+
+    class Service(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            received.add(request.SerializeToString() + repr(context.invocation_metadata()).encode())
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}", received
+    finally:
+        server.stop(None).wait()

@@ -1,0 +1,44 @@
+"""The collector stops and comes back mid-run: export resumes by itself and what was made after arrives."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dspy
+import pytest
+
+import dspy_otel
+from receivers import grpc_receiver, http_receiver
+
+
+def wait_for(condition: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_export_resumes_when_the_collector_is_back(protocol: str, lm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    receiver = grpc_receiver if protocol == "grpc" else http_receiver
+    program = dspy.Predict("question -> answer")
+    with receiver() as (endpoint, before):
+        port = int(endpoint.rsplit(":", 1)[1])
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+        dspy_otel.configure(capture_content="SPAN_ONLY")
+        program(question="before the outage")
+        assert wait_for(lambda: b"before the outage" in b"".join(before.bodies), 10)
+    failed_before = dspy_otel.stats().get("export_spans_failed", 0)
+    program(question="during the outage")
+    assert wait_for(lambda: dspy_otel.stats().get("export_spans_failed", 0) > failed_before, 10)
+    with receiver(port) as (_, after):
+        for i in range(3):
+            program(question=f"after the restart {i}")
+        got = wait_for(lambda: all(f"after the restart {i}".encode() in b"".join(after.bodies) for i in range(3)), 20)
+        assert got, "spans made after the collector came back did not arrive"
