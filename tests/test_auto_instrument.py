@@ -39,13 +39,14 @@ def console_spans(stdout: str) -> list[dict[str, Any]]:
     return spans
 
 
-def test_opentelemetry_instrument_traces_an_unmodified_app(tmp_path: Path) -> None:
+def run_instrumented(tmp_path: Path, app: str) -> subprocess.CompletedProcess[str]:
+    """Run ``app`` under ``opentelemetry-instrument`` with the console exporter; it must succeed."""
     if importlib.util.find_spec("opentelemetry.distro") is None:
         pytest.fail(
             "opentelemetry-instrument configures no tracer provider without a configurator: "
             "install opentelemetry-distro (it must be in the package's dependencies or test extra)"
         )
-    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "app.py").write_text(app)
     env = env_without_settings()
     env.update(
         OTEL_TRACES_EXPORTER="console",
@@ -65,6 +66,11 @@ def test_opentelemetry_instrument_traces_an_unmodified_app(tmp_path: Path) -> No
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_opentelemetry_instrument_traces_an_unmodified_app(tmp_path: Path) -> None:
+    done = run_instrumented(tmp_path, APP)
     spans = console_spans(done.stdout)
     by_name = {span["name"]: span for span in spans}
     assert set(by_name) == {"chat gpt-4o-mini", "Predict"}, done.stdout
@@ -93,25 +99,7 @@ dspy_otel.shutdown()
 
 
 def test_configure_under_opentelemetry_instrument_does_what_it_is_asked(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text(APP_CONFIGURES)
-    env = env_without_settings()
-    env.update(
-        OTEL_TRACES_EXPORTER="console",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        LITELLM_LOCAL_MODEL_COST_MAP="True",
-    )
-    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-    done = subprocess.run(
-        [str(instrument), sys.executable, "app.py"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_instrumented(tmp_path, APP_CONFIGURES)
     assert "configure() re-instruments it with its own settings" in done.stderr
     assert "Attempting to instrument while already instrumented" not in done.stderr
     spans = console_spans(done.stdout)

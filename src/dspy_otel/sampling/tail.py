@@ -243,25 +243,23 @@ class TailSamplingProcessor(SpanProcessor):
 
     def decide_expired(self) -> None:
         """Decide every trace whose decision wait has run out (the background thread calls this)."""
+        self._decide_oldest("timed_out", self._wait_ns)
+
+    def _decide_all(self) -> None:
+        self._decide_oldest("flushed", 0, flush_every=_FLUSH_EVERY)
+
+    def _decide_oldest(self, why: str, min_age_ns: int, flush_every: int = 0) -> None:
+        """Decide pending traces, oldest first, while they are at least ``min_age_ns`` old."""
         out: list[ReadableSpan] = []
         counts: dict[str, int] = {}
         with self._lock:
             now = self._clock()
             while self._pending:
                 trace_id, pending = next(iter(self._pending.items()))
-                if now - pending.first_ns < self._wait_ns:
+                if now - pending.first_ns < min_age_ns:
                     break
-                self._decide_early(trace_id, now, "timed_out", out, counts)
-        self._emit(out, counts)
-
-    def _decide_all(self) -> None:
-        out: list[ReadableSpan] = []
-        counts: dict[str, int] = {}
-        with self._lock:
-            now = self._clock()
-            while self._pending:
-                self._decide_early(next(iter(self._pending)), now, "flushed", out, counts)
-        self._emit(out, counts, flush_every=_FLUSH_EVERY)
+                self._decide_early(trace_id, now, why, out, counts)
+        self._emit(out, counts, flush_every)
 
     def _start_ticker(self) -> None:
         with self._lock:
