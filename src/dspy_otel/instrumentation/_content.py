@@ -96,9 +96,61 @@ def _tool_call_name(call: Any) -> str:
     return str(name or "")
 
 
-def to_json(messages: list[dict[str, Any]], limit: int) -> str:
-    """Serialise messages to JSON and cut the result to ``limit`` characters."""
-    return truncate(json.dumps(messages, ensure_ascii=False, default=str), limit)
+def valid_utf8(text: str) -> str:
+    """``text`` with each lone surrogate written out as a ``backslashreplace`` escape, so it encodes as UTF-8.
+
+    Lone surrogates come from ``surrogateescape`` decoding of non-UTF-8 bytes and from broken
+    input; OTLP carries UTF-8, and its protobuf encoder drops such an attribute (or fails the
+    whole batch for a status or a name).
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def bounded(text: str, limit: int, secrets: Iterable[str] = ()) -> str:
+    """Text fit for a span: secrets scrubbed, valid UTF-8, then cut to ``limit`` with a mark.
+
+    In this order, so the cut never splits a secret out of reach of the scrub, and neither the
+    scrub nor the escapes push the text past ``limit`` (where the SDK would cut the mark off).
+    """
+    return truncate(valid_utf8(scrub(text, secrets)), limit)
+
+
+def to_json(messages: list[dict[str, Any]], limit: int, secrets: Iterable[str] = ()) -> str:
+    """Serialise messages to JSON, :func:`bounded` to ``limit`` characters."""
+    return bounded(json.dumps(messages, ensure_ascii=False, default=str), limit, secrets)
+
+
+def bounded_messages(messages: list[dict[str, Any]], limit: int, secrets: Iterable[str]) -> list[dict[str, Any]]:
+    """GenAI messages with each part's content :func:`bounded` (for the development window)."""
+    return [
+        {
+            **message,
+            "parts": [
+                {**part, "content": bounded(str(part["content"]), limit, secrets)} if "content" in part else part
+                for part in message["parts"]
+            ],
+        }
+        for message in messages
+    ]
+
+
+def _bounded_output(output: Any, limit: int, secrets: Iterable[str]) -> Any:
+    if isinstance(output, str):
+        return bounded(output, limit, secrets)
+    if isinstance(output, Mapping) and output.get("text") is not None:
+        return {**output, "text": bounded(str(output["text"]), limit, secrets)}
+    return output
+
+
+def bounded_outputs(outputs: Iterable[Any], limit: int, secrets: Iterable[str]) -> list[Any]:
+    """DSPy LM outputs with each text :func:`bounded` (for the development window)."""
+    return [_bounded_output(output, limit, secrets) for output in outputs]
 
 
 def secret_values(kwargs: Mapping[str, Any]) -> list[str]:

@@ -173,9 +173,21 @@ class SpanHooks:
             log_failure_once("recording LM content", exc)
         finally:
             if exception is not None:
-                _record_error(handle.span, exception, self._secrets)
+                try:
+                    _record_error(handle.span, exception, self._secrets, self._limit(handle.span))
+                except Exception as exc:  # whatever happens, the span ends and the context is restored
+                    log_failure_once("recording an error", exc)
             handle.span.end()
             otel_context.detach(handle.token)  # type: ignore[arg-type]
+
+    def _limit(self, span: Span) -> int:
+        """The content limit, lowered to the span's ``OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT``.
+
+        The SDK cuts longer values silently: cutting them here first keeps every cut marked.
+        """
+        limits = getattr(span, "_limits", None)  # an SDK span's SpanLimits; other spans have none
+        lengths = (getattr(limits, "max_span_attribute_length", None), getattr(limits, "max_attribute_length", None))
+        return min([self._max, *(n for n in lengths if isinstance(n, int))])
 
     def _record_content(
         self,
@@ -198,16 +210,21 @@ class SpanHooks:
             if outputs is not None:
                 outputs_json = _content.output_messages(outputs, call.finish_reasons)
         if capture and recording:
-            details = {gen_ai.GEN_AI_INPUT_MESSAGES: _content.to_json(messages or [], self._max)}
+            limit = self._limit(span)
+            details = {gen_ai.GEN_AI_INPUT_MESSAGES: _content.to_json(messages or [], limit, self._secrets)}
             if outputs_json is not None:
-                details[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _content.to_json(outputs_json, self._max)
-            details = {key: _content.scrub(value, self._secrets) for key, value in details.items()}
+                details[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _content.to_json(outputs_json, limit, self._secrets)
             if on_span:
                 span.set_attributes(details)
             if in_event:
                 span.add_event(_DETAILS_EVENT, details)
-        if window is not None:
-            outputs = outputs if capture else None
+        if window is not None:  # the window keeps what a span would: bounded, scrubbed text
+            if messages is not None:
+                messages = _content.bounded_messages(messages, self._max, self._secrets)
+            if capture and outputs is not None:
+                outputs = _content.bounded_outputs(outputs, self._max, self._secrets)
+            else:
+                outputs = None
             window.add(_call_record(span, call, messages, outputs, exception, secrets=self._secrets))
 
 
@@ -240,11 +257,19 @@ def _call_record(
     )
 
 
-def _record_error(span: Span, exception: BaseException, secrets: Iterable[str]) -> None:
-    """ERROR status, ``error.type`` and an ``exception`` event, with credentials scrubbed."""
-    message = _content.scrub(str(exception), secrets)
+def _record_error(span: Span, exception: BaseException, secrets: Iterable[str], limit: int) -> None:
+    """ERROR status, ``error.type`` and an ``exception`` event, with credentials scrubbed and each text bounded.
+
+    Exception messages can carry a whole prompt or LM response (DSPy's parse errors quote it), so
+    the status description, message and stack trace are cut to the content limit like content.
+    """
+    try:
+        raw = str(exception)
+    except Exception:  # a buggy __str__: the status still says ERROR
+        raw = "<str() failed>"
+    message = _content.bounded(raw, limit, secrets)
     error_type = type(exception).__qualname__
-    span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
+    span.set_status(Status(StatusCode.ERROR, _content.bounded(f"{error_type}: {raw}", limit, secrets)))
     span.set_attribute(error_attributes.ERROR_TYPE, error_type)
     stack = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
     span.add_event(
@@ -252,6 +277,6 @@ def _record_error(span: Span, exception: BaseException, secrets: Iterable[str]) 
         {
             "exception.type": f"{type(exception).__module__}.{error_type}",
             "exception.message": message,
-            "exception.stacktrace": _content.scrub(stack, secrets),
+            "exception.stacktrace": _content.bounded(stack, limit, secrets),
         },
     )
