@@ -19,6 +19,8 @@ estimate (``buffered_bytes``), the memory tracemalloc sees grow from just after
 the roots started (the buffered spans, which would otherwise be freed, and the
 processor's maps), the configured bound and whether each stayed under it, and
 what :func:`dspy_otel.stats` counted meanwhile (traces decided early, late spans).
+Last, what stays after 20,000 complete traces (roots ended): the decisions the
+processor remembers for late spans.
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ import tracemalloc
 from dataclasses import dataclass
 
 import dspy_otel
-from _tail_spans import POLICIES, CountingProcessor, record_only_provider, start_lm_span, start_root, tail_processor
+from _tail_spans import (
+    POLICIES,
+    CountingProcessor,
+    record_only_provider,
+    start_lm_span,
+    start_root,
+    tail_processor,
+    workload_traces,
+)
 from dspy_otel.sampling.tail import TailLimits
 
 MIB = 1 << 20
@@ -126,6 +136,26 @@ def report(outcomes: list[Outcome], children: int) -> None:
         )
 
 
+def after_complete(traces: int) -> None:
+    """What stays once ``traces`` complete traces (roots ended) went through: its memory of decided traces."""
+    tail = tail_processor(CountingProcessor())
+    spans = workload_traces(traces)
+    gc.collect()
+    tracemalloc.start()
+    for span in spans:
+        tail.on_end(span)
+    del spans
+    gc.collect()
+    growth = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(
+        f"\nAfter {traces:,} complete traces of 2 spans (roots ended, nothing pending), default limits: "
+        f"{growth / MIB:.2f} MiB still held (the decisions remembered for late spans, at most "
+        f"max_traces={TailLimits().max_traces:,}); buffered_bytes {tail.buffered_bytes}"
+    )
+    tail.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--traces", type=int, default=10_000, help="traces in flight")
@@ -138,6 +168,7 @@ def main() -> None:
         run(limits, args.traces, args.children) for limits in (TailLimits(), TailLimits(max_mib=args.small_mib))
     ]
     report(outcomes, args.children)
+    after_complete(2 * TailLimits().max_traces)
 
 
 if __name__ == "__main__":
