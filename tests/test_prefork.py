@@ -43,7 +43,11 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
     server: OtlpReceiver
 
     def do_POST(self) -> None:
-        request = ExportTraceServiceRequest.FromString(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path != "/v1/traces":  # other signals (metrics) get an empty success, as from a collector
+            self._reply(b"")
+            return
+        request = ExportTraceServiceRequest.FromString(body)
         records = [
             {
                 "name": span.name,
@@ -61,7 +65,9 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         ]
         with self.server.lock:
             self.server.records.extend(records)
-        body = ExportTraceServiceResponse().SerializeToString()
+        self._reply(ExportTraceServiceResponse().SerializeToString())
+
+    def _reply(self, body: bytes) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", str(len(body)))
