@@ -76,7 +76,8 @@ def set_up(config: BenchConfig) -> tuple[TracerProvider | None, NullExporter | N
     if config.kind == "dspy_otel":
         import dspy_otel
 
-        provider: TracerProvider = dspy_otel.configure(**dict(config.otel_overrides), span_exporter=exporter)
+        overrides: dict[str, Any] = dict(config.otel_overrides)
+        provider: TracerProvider = dspy_otel.configure(**overrides, span_exporter=exporter)
         return provider, exporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor

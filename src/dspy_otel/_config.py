@@ -26,6 +26,7 @@ from dspy_otel._parse import (
     choice,
     choices,
     existing_file,
+    import_callable,
     int_at_least,
     key_values,
     seconds,
@@ -286,6 +287,29 @@ TABLE: tuple[Setting, ...] = (
         "Resource attributes, key=value pairs, URL-encoded (OTEL_SERVICE_NAME sets service.name).",
     ),
     Setting(
+        "redact",
+        "DSPY_OTEL_REDACT",
+        import_callable,
+        None,
+        "module:function that rewrites each captured text (prompts, outputs) before it reaches a span, an event "
+        "or the window, e.g. to mask e-mail addresses; configure(redact=callable) too. If it raises, the content "
+        "is dropped.",
+    ),
+    Setting(
+        "metrics_exporter",
+        "OTEL_METRICS_EXPORTER",
+        choices(EXPORTERS),
+        ("otlp",),
+        "Where metrics go: otlp | console | none, or a list (with configure(span_exporter=...), default none).",
+    ),
+    Setting(
+        "metric_export_interval_ms",
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        int_at_least(1),
+        60_000,
+        "Milliseconds between two metric exports.",
+    ),
+    Setting(
         "sdk_disabled",
         "OTEL_SDK_DISABLED",
         boolean,
@@ -343,6 +367,9 @@ class Settings:
     bsp_export_timeout_ms: int
     exit_timeout_ms: int
     resource_attributes: KeyValues | None
+    redact: Callable[[str], str] | None
+    metrics_exporter: tuple[str, ...]
+    metric_export_interval_ms: int
     sdk_disabled: bool
     sources: Mapping[str, str]
 
@@ -359,7 +386,9 @@ def _parse(setting: Setting, raw: str, values: Mapping[str, Any]) -> Any:
 
 
 def _explicit(setting: Setting, value: Any, values: Mapping[str, Any]) -> Any:
-    """Validate a ``configure()`` argument: it is parsed exactly like an env value."""
+    """Validate a ``configure()`` argument: it is parsed exactly like an env value (``redact`` takes a callable)."""
+    if setting.parse is import_callable and callable(value):
+        return value
     if not isinstance(value, (str, int, float)):
         raise ValueError(f"{setting.name}={value!r} is not valid; give a string or a number")
     raw = str(value).lower() if isinstance(value, bool) else str(value)
@@ -457,6 +486,8 @@ def display(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, tuple):
         return ",".join(map(str, value))
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{value.__module__}:{value.__qualname__}"
     return str(value)
 
 

@@ -71,6 +71,8 @@ class _Handler(BaseHTTPRequestHandler):
         content = completion_text(messages, self.server.answer_size)
         prompt_tokens = max(1, len(text) // 4)
         completion_tokens = max(1, len(content) // 4)
+        with self.server.lock:
+            self.server.billed = (self.server.billed[0] + prompt_tokens, self.server.billed[1] + completion_tokens)
         self._send(
             200,
             {
@@ -106,6 +108,8 @@ class _Server(ThreadingHTTPServer):
     requests = 0
     slow_seconds = 0.0
     answer_size = 2
+    billed = (0, 0)  # input and output tokens answered so far
+    lock = threading.Lock()
 
 
 class FakeOpenAIServer:
@@ -121,6 +125,11 @@ class FakeOpenAIServer:
         self._server.answer_size = answer_size
         self._server.slow_seconds = slow_seconds
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+
+    @property
+    def billed_tokens(self) -> tuple[int, int]:
+        """The input and output tokens this server has billed so far (its usage figures, summed)."""
+        return self._server.billed
 
     @property
     def base_url(self) -> str:

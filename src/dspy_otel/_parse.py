@@ -89,6 +89,24 @@ def url(raw: str) -> str:
     return text
 
 
+def import_callable(raw: str) -> Callable[[str], str]:
+    """``module:function``: a function importable from the application's path."""
+    allowed = "allowed: module:function, a function that takes and returns a string (e.g. myapp.privacy:mask)"
+    module_name, colon, name = raw.strip().partition(":")
+    if not colon or not module_name or not name:
+        raise ValueError(allowed)
+    import importlib
+
+    try:
+        found = getattr(importlib.import_module(module_name), name)
+    except Exception as exc:
+        raise ValueError(f"{allowed}; importing it failed ({type(exc).__name__}: {exc})") from None
+    if not callable(found):
+        raise ValueError(f"{allowed}; {raw.strip()} is not callable")
+    function: Callable[[str], str] = found
+    return function
+
+
 def existing_file(raw: str) -> str:
     """The path of a readable file."""
     path = raw.strip()

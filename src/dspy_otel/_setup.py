@@ -12,10 +12,13 @@ from __future__ import annotations
 import atexit
 import logging
 import multiprocessing.util
+import os
 import threading
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -29,6 +32,7 @@ logger = logging.getLogger("dspy_otel")
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
+_meter_provider: MeterProvider | None = None
 _settings: Settings | None = None
 _batches: list[CountingBatchSpanProcessor] = []
 
@@ -61,7 +65,9 @@ def describe_sampling(settings: Settings) -> str:
     )
 
 
-def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) -> TracerProvider:
+def configure(
+    *, span_exporter: SpanExporter | None = None, metric_reader: MetricReader | None = None, **overrides: Any
+) -> TracerProvider:
     """Trace DSPy: build a tracer provider from the environment, export in batches, instrument DSPy.
 
     Idempotent: a second call returns the provider of the first (call :func:`shutdown`
@@ -69,7 +75,9 @@ def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) ->
     queued spans get ``DSPY_OTEL_EXIT_TIMEOUT_MS`` to leave (see :func:`shutdown`).
 
     Args:
-        span_exporter: Export to this exporter instead of the ones ``OTEL_TRACES_EXPORTER`` names.
+        span_exporter: Export to this exporter instead of the ones ``OTEL_TRACES_EXPORTER`` names
+            (metrics then go nowhere unless ``OTEL_METRICS_EXPORTER`` or ``metric_reader`` says where).
+        metric_reader: Also read the metrics with this reader (an ``InMemoryMetricReader`` in tests).
         **overrides: Any setting of the README's table by name (``profile="development"``,
             ``capture_content="SPAN_ONLY"``, ``sampler="parentbased_traceidratio"``,
             ``sampler_arg=0.1``, ``tail_policies="errors,ratio:0.05"``, ``window=100``, ...). An argument
@@ -81,8 +89,11 @@ def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) ->
     Raises:
         ValueError: An unknown setting name or an invalid value.
     """
-    global _provider, _settings
+    global _provider, _meter_provider, _settings
     with _lock:
+        metrics_chosen = "metrics_exporter" in overrides or os.environ.get("OTEL_METRICS_EXPORTER", "").strip()
+        if span_exporter is not None and not metrics_chosen:
+            overrides = {**overrides, "metrics_exporter": "none"}  # the caller wires export itself
         settings = resolve(overrides)
         if _provider is not None:
             if settings != _settings or span_exporter is not None:
@@ -95,31 +106,29 @@ def configure(*, span_exporter: SpanExporter | None = None, **overrides: Any) ->
         from dspy_otel.export.otlp import build_exporters
         from dspy_otel.export.pipeline import build_processor
         from dspy_otel.instrumentation import DSPyInstrumentor
+        from dspy_otel.metrics.provider import build_meter_provider
 
         attributes = settings.resource_attributes.as_dict() if settings.resource_attributes else None
-        provider = TracerProvider(
-            sampler=build_sampler(settings), resource=Resource.create(attributes), shutdown_on_exit=False
-        )
-        instrumentor = DSPyInstrumentor()
-        if instrumentor.is_instrumented_by_opentelemetry:
-            logger.warning(
-                "dspy-otel: DSPy was already instrumented (by opentelemetry-instrument or DSPyInstrumentor()"
-                ".instrument()); configure() re-instruments it with its own settings, and DSPy's spans go to "
-                "the tracer provider configure() returns%s",
-                ""
-                if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-                else " (the global provider set earlier stays global for other instrumentations)",
-            )
-            instrumentor.uninstrument()
+        resource = Resource.create(attributes)
+        provider = TracerProvider(sampler=build_sampler(settings), resource=resource, shutdown_on_exit=False)
+        instrumentor = _take_over(DSPyInstrumentor())
+        meter_provider = None
         if not settings.sdk_disabled:
-            exporters = [span_exporter] if span_exporter is not None else build_exporters(settings, rejected())
+            bad_env = rejected()
+            exporters = [span_exporter] if span_exporter is not None else build_exporters(settings, bad_env)
             if exporters:
                 processor, _batches[:] = build_processor(settings, exporters)
                 provider.add_span_processor(processor)
-            instrumentor.instrument(tracer_provider=provider, settings=settings)
+            readers = [metric_reader] if metric_reader is not None else []
+            meter_provider = build_meter_provider(settings, resource, readers, bad_env)
+            instrumentor.instrument(
+                tracer_provider=provider,
+                meter_provider=meter_provider or metrics.NoOpMeterProvider(),
+                settings=settings,
+            )
         if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             trace.set_tracer_provider(provider)
-        _provider, _settings = provider, settings
+        _provider, _meter_provider, _settings = provider, meter_provider, settings
         atexit.register(shutdown)
         multiprocessing.util.register_after_fork(provider, _in_multiprocessing_worker)
         return provider
@@ -133,17 +142,18 @@ def shutdown(timeout_millis: int | None = None) -> None:
     could not leave by then is dropped, counted (``export_spans_abandoned_at_exit`` in
     :func:`dspy_otel.stats`) and reported in one line.
     """
-    global _provider, _settings
+    global _provider, _meter_provider, _settings
     with _lock:
         if _provider is None or _settings is None:
             return
         from dspy_otel.instrumentation import DSPyInstrumentor
 
-        provider, timeout_s = _provider, (_settings.exit_timeout_ms if timeout_millis is None else timeout_millis) / 1e3
-        _provider, _settings = None, None
+        providers = (_provider, _meter_provider)
+        timeout_s = (_settings.exit_timeout_ms if timeout_millis is None else timeout_millis) / 1e3
+        _provider, _meter_provider, _settings = None, None, None
         atexit.unregister(shutdown)
         DSPyInstrumentor().uninstrument()
-        worker = threading.Thread(target=_flush_and_shut, args=(provider,), name="dspy-otel-shutdown", daemon=True)
+        worker = threading.Thread(target=_flush_and_shut, args=providers, name="dspy-otel-shutdown", daemon=True)
         worker.start()
         worker.join(timeout_s)
         left = sum(batch.unexported() for batch in _batches) if worker.is_alive() else 0
@@ -179,9 +189,26 @@ def _in_multiprocessing_worker(provider: TracerProvider) -> None:
         multiprocessing.util.Finalize(None, shutdown, exitpriority=10)
 
 
-def _flush_and_shut(provider: TracerProvider) -> None:
+def _take_over(instrumentor: Any) -> Any:
+    """Un-instrument DSPy if someone else instrumented it (``opentelemetry-instrument``), saying so."""
+    if instrumentor.is_instrumented_by_opentelemetry:
+        logger.warning(
+            "dspy-otel: DSPy was already instrumented (by opentelemetry-instrument or DSPyInstrumentor()"
+            ".instrument()); configure() re-instruments it with its own settings, and DSPy's spans go to "
+            "the tracer provider configure() returns%s",
+            ""
+            if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+            else " (the global provider set earlier stays global for other instrumentations)",
+        )
+        instrumentor.uninstrument()
+    return instrumentor
+
+
+def _flush_and_shut(provider: TracerProvider, meter_provider: MeterProvider | None) -> None:
     try:
         provider.force_flush()
         provider.shutdown()
+        if meter_provider is not None:
+            meter_provider.shutdown()  # exports the last metrics
     except Exception as exc:  # an exporter must never crash the app on exit
         logger.warning("dspy-otel: shutdown failed (%s: %s)", type(exc).__name__, exc)

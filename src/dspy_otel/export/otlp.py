@@ -21,7 +21,6 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
 from dspy_otel._config import Settings
 
-_HTTP_TRACES_PATH = "v1/traces"
 _patch_lock = threading.Lock()
 
 
@@ -41,50 +40,61 @@ def build_exporters(settings: Settings, bad_env: Mapping[str, str]) -> list[Span
     return exporters
 
 
-def _common(settings: Settings) -> dict[str, Any]:
-    return {
+def otlp_options(settings: Settings, signal: str) -> dict[str, Any]:
+    """The checked keyword arguments of an OTLP exporter of ``signal`` (``traces``, ``metrics``) for the protocol.
+
+    Metrics go where the traces go: a traces URL ending in ``/v1/traces`` becomes ``/v1/metrics``.
+    """
+    endpoint = settings.otlp_endpoint
+    options: dict[str, Any] = {
         "headers": settings.otlp_headers.as_dict() if settings.otlp_headers else None,
         "timeout": settings.otlp_timeout_s,
+    }
+    if settings.protocol == "grpc":
+        from grpc import Compression
+
+        compressions = {"gzip": Compression.Gzip, "deflate": Compression.Deflate}
+        return {
+            **options,
+            "endpoint": endpoint,
+            "insecure": settings.otlp_insecure,
+            "compression": compressions.get(settings.otlp_compression, Compression.NoCompression),
+        }
+    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+
+    if not endpoint:
+        endpoint = f"http://localhost:4318/v1/{signal}"
+    elif settings.sources["otlp_endpoint"] == "env OTEL_EXPORTER_OTLP_ENDPOINT":
+        endpoint = f"{endpoint.rstrip('/')}/v1/{signal}"  # the generic variable is a base URL
+    elif endpoint.rstrip("/").endswith("/v1/traces"):
+        endpoint = f"{endpoint.rstrip('/').removesuffix('/v1/traces')}/v1/{signal}"
+    return {
+        **options,
+        "endpoint": endpoint,
+        "certificate_file": settings.otlp_certificate,
+        "client_key_file": settings.otlp_client_key,
+        "client_certificate_file": settings.otlp_client_certificate,
+        "compression": HttpCompression(settings.otlp_compression),
     }
 
 
 def _grpc(settings: Settings, bad_env: Mapping[str, str]) -> SpanExporter:
-    from grpc import Compression
     from opentelemetry.exporter.otlp.proto.grpc import exporter as grpc_base
     from opentelemetry.exporter.otlp.proto.grpc import trace_exporter
 
-    compression = {"gzip": Compression.Gzip, "deflate": Compression.Deflate}.get(
-        settings.otlp_compression, Compression.NoCompression
-    )
-    with _without((trace_exporter, grpc_base), bad_env):  # they read some variables whatever they are given
-        exporter: SpanExporter = trace_exporter.OTLPSpanExporter(
-            endpoint=settings.otlp_endpoint,
-            insecure=settings.otlp_insecure,
-            compression=compression,
-            **_common(settings),
-        )
+    with without_rejected((trace_exporter, grpc_base), bad_env):  # they read some variables whatever they get
+        exporter: SpanExporter = trace_exporter.OTLPSpanExporter(**otlp_options(settings, "traces"))
     return exporter
 
 
 def _http(settings: Settings) -> SpanExporter:
-    from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    endpoint = settings.otlp_endpoint
-    if endpoint and settings.sources["otlp_endpoint"] == "env OTEL_EXPORTER_OTLP_ENDPOINT":
-        endpoint = f"{endpoint.rstrip('/')}/{_HTTP_TRACES_PATH}"  # the generic variable is a base URL
-    return OTLPSpanExporter(
-        endpoint=endpoint or f"http://localhost:4318/{_HTTP_TRACES_PATH}",
-        certificate_file=settings.otlp_certificate,
-        client_key_file=settings.otlp_client_key,
-        client_certificate_file=settings.otlp_client_certificate,
-        compression=Compression(settings.otlp_compression),
-        **_common(settings),
-    )
+    return OTLPSpanExporter(**otlp_options(settings, "traces"))
 
 
 @contextmanager
-def _without(modules: tuple[Any, ...], bad_env: Mapping[str, str]) -> Iterator[None]:
+def without_rejected(modules: tuple[Any, ...], bad_env: Mapping[str, str]) -> Iterator[None]:
     """While building an exporter, let ``modules`` see the environment without the rejected variables.
 
     Blank values go too: dspy-otel reads an empty variable as unset, some exporters read it as a number.

@@ -30,6 +30,7 @@ logger = logging.getLogger("dspy_otel")
 EXPORTER_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
     "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
     "opentelemetry.exporter.otlp.proto.http._common",
     "opentelemetry.sdk._shared_internal",  # "Queue full, dropping Span."
 )
@@ -67,46 +68,32 @@ class _HoldBack(logging.Filter):
 _HOLD_BACK = _HoldBack()
 
 
-class ReportingExporter(SpanExporter):
-    """Wraps a span exporter: counts its results and reports failures in one line per ``interval_s``.
+class FailureReport:
+    """Sums up export failures: one warning line when they start, then at most one per ``interval_s``.
 
     Args:
-        inner: The exporter that sends the spans.
-        interval_s: Least seconds between two failure lines.
+        what: What failed to export, for the line (``spans``, ``metric batches``).
+        interval_s: Least seconds between two lines.
         clock: Monotonic seconds (a fake clock in tests).
     """
 
-    def __init__(self, inner: SpanExporter, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        self.inner = inner
+    def __init__(self, what: str, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._what = what
         self._interval_s = interval_s
         self._clock = clock
         self._lock = threading.Lock()
         self._failed = 0
-        self.in_flight = 0  # spans handed to the inner exporter that it has not returned yet
         self._last_line: float | None = None
         self._open = True
         _HOLD_BACK.hold(+1)
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Export through the inner exporter; never raises."""
-        with self._lock:
-            self.in_flight += len(spans)
-        try:
-            result = self.inner.export(spans)
-            reason = _HOLD_BACK.last
-        except Exception as exc:
-            result, reason = SpanExportResult.FAILURE, f"{type(exc).__name__}: {exc}"
-        finally:
-            with self._lock:
-                self.in_flight -= len(spans)
-        if result is SpanExportResult.SUCCESS:
-            _stats.add({"export_spans_exported": len(spans)})
-        else:
-            _stats.add({"export_spans_failed": len(spans)})
-            self._failure(len(spans), reason or "the exporter reported a failure")
-        return result
+    @staticmethod
+    def reason() -> str | None:
+        """The exporters' last held-back message: why the last export failed."""
+        return _HOLD_BACK.last
 
-    def _failure(self, count: int, reason: str) -> None:
+    def failed(self, count: int, reason: str | None) -> None:
+        """Count ``count`` items that could not be exported; log the sum when a line is due."""
         with self._lock:
             self._failed += count
             now = self._clock()
@@ -116,25 +103,65 @@ class ReportingExporter(SpanExporter):
             window = "so far" if self._last_line is None else f"in the last {now - self._last_line:.0f} s"
             self._last_line = now
         logger.warning(
-            "dspy-otel: %s spans could not be exported %s (last error: %s); the program goes on, "
+            "dspy-otel: %s %s could not be exported %s (last error: %s); the program goes on, "
             "and failures are summed up here at most every %.0f s",
             f"{failed:,}",
+            self._what,
             window,
-            reason,
+            reason or "the exporter reported a failure",
             self._interval_s,
         )
+
+    def close(self) -> None:
+        """Report failures not yet reported; stop holding the exporters' lines back."""
+        with self._lock:
+            failed, self._failed = self._failed, 0
+            was_open, self._open = self._open, False
+        if failed:
+            logger.warning("dspy-otel: %s more %s could not be exported before shutdown", f"{failed:,}", self._what)
+        if was_open:
+            _HOLD_BACK.hold(-1)
+
+
+class ReportingExporter(SpanExporter):
+    """Wraps a span exporter: counts its results, reports failures through a :class:`FailureReport`.
+
+    Args:
+        inner: The exporter that sends the spans.
+        interval_s: Least seconds between two failure lines.
+        clock: Monotonic seconds (a fake clock in tests).
+    """
+
+    def __init__(self, inner: SpanExporter, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.inner = inner
+        self._report = FailureReport("spans", interval_s, clock)
+        self._lock = threading.Lock()
+        self.in_flight = 0  # spans handed to the inner exporter that it has not returned yet
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export through the inner exporter; never raises."""
+        with self._lock:
+            self.in_flight += len(spans)
+        try:
+            result = self.inner.export(spans)
+            reason = self._report.reason()
+        except Exception as exc:
+            result, reason = SpanExportResult.FAILURE, f"{type(exc).__name__}: {exc}"
+        finally:
+            with self._lock:
+                self.in_flight -= len(spans)
+        if result is SpanExportResult.SUCCESS:
+            _stats.add({"export_spans_exported": len(spans)})
+        else:
+            _stats.add({"export_spans_failed": len(spans)})
+            self._report.failed(len(spans), reason)
+        return result
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Flush the inner exporter."""
         return self.inner.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
-        """Report failures not yet reported, stop holding the exporters' lines back, shut the inner down."""
-        with self._lock:
-            failed, self._failed = self._failed, 0
-            was_open, self._open = self._open, False
-        if failed:
-            logger.warning("dspy-otel: %s more spans could not be exported before shutdown", f"{failed:,}")
-        if was_open:
-            _HOLD_BACK.hold(-1)
+        """Report failures not yet reported, shut the inner exporter down."""
+        self._report.close()
         self.inner.shutdown()

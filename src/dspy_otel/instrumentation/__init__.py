@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from dspy_otel._version import __version__
@@ -40,8 +40,10 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
 
     ``instrument()`` keywords:
         tracer_provider: The provider spans are made with (default: the global one).
+        meter_provider: The provider LM and module metrics are recorded with (default: the global
+            one; a no-op one records nothing).
         settings: A :class:`dspy_otel._config.Settings` (default: resolved from the environment).
-            It decides content capture, DSPy retention and the development window.
+            It decides content capture and its redaction, DSPy retention and the development window.
     """
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -53,10 +55,21 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
         from dspy_otel._config import resolve
         from dspy_otel.instrumentation._hooks import SpanHooks
         from dspy_otel.instrumentation._patches import install
+        from dspy_otel.metrics.instruments import Instruments
 
         settings = kwargs.get("settings") or resolve({})
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        hooks = SpanHooks(tracer, settings.capture_content, settings.content_max_length)
+        meter_provider = kwargs.get("meter_provider") or metrics.get_meter_provider()
+        instruments = None
+        if not isinstance(meter_provider, metrics.NoOpMeterProvider):
+            instruments = Instruments(metrics.get_meter(__name__, __version__, meter_provider=meter_provider))
+        hooks = SpanHooks(
+            tracer,
+            settings.capture_content,
+            settings.content_max_length,
+            redact=settings.redact,
+            instruments=instruments,
+        )
         undo: list[Callable[[], None]] = [install(hooks)]
         if settings.dspy_history == "off":
             undo.append(retention.switch_off())

@@ -12,7 +12,7 @@ value the LM was given.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 TRUNCATION_MARK = "…[truncated {0} chars]"
@@ -126,13 +126,13 @@ def to_json(messages: list[dict[str, Any]], limit: int, secrets: Iterable[str] =
     return bounded(json.dumps(messages, ensure_ascii=False, default=str), limit, secrets)
 
 
-def bounded_messages(messages: list[dict[str, Any]], limit: int, secrets: Iterable[str]) -> list[dict[str, Any]]:
-    """GenAI messages with each part's content :func:`bounded` (for the development window)."""
+def map_messages(messages: list[dict[str, Any]], text: Callable[[str], str]) -> list[dict[str, Any]]:
+    """GenAI messages with ``text`` applied to each part's content."""
     return [
         {
             **message,
             "parts": [
-                {**part, "content": bounded(str(part["content"]), limit, secrets)} if "content" in part else part
+                {**part, "content": text(str(part["content"]))} if "content" in part else part
                 for part in message["parts"]
             ],
         }
@@ -140,17 +140,27 @@ def bounded_messages(messages: list[dict[str, Any]], limit: int, secrets: Iterab
     ]
 
 
-def _bounded_output(output: Any, limit: int, secrets: Iterable[str]) -> Any:
+def _map_output(output: Any, text: Callable[[str], str]) -> Any:
     if isinstance(output, str):
-        return bounded(output, limit, secrets)
+        return text(output)
     if isinstance(output, Mapping) and output.get("text") is not None:
-        return {**output, "text": bounded(str(output["text"]), limit, secrets)}
+        return {**output, "text": text(str(output["text"]))}
     return output
+
+
+def map_outputs(outputs: Iterable[Any], text: Callable[[str], str]) -> list[Any]:
+    """DSPy LM outputs (strings, or dicts with a ``text``) with ``text`` applied to each text."""
+    return [_map_output(output, text) for output in outputs]
+
+
+def bounded_messages(messages: list[dict[str, Any]], limit: int, secrets: Iterable[str]) -> list[dict[str, Any]]:
+    """GenAI messages with each part's content :func:`bounded` (for the development window)."""
+    return map_messages(messages, lambda t: bounded(t, limit, secrets))
 
 
 def bounded_outputs(outputs: Iterable[Any], limit: int, secrets: Iterable[str]) -> list[Any]:
     """DSPy LM outputs with each text :func:`bounded` (for the development window)."""
-    return [_bounded_output(output, limit, secrets) for output in outputs]
+    return map_outputs(outputs, lambda t: bounded(t, limit, secrets))
 
 
 def secret_values(kwargs: Mapping[str, Any]) -> list[str]:

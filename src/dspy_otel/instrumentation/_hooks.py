@@ -17,23 +17,21 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
-from opentelemetry.semconv.attributes import error_attributes
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 
-from dspy_otel._attributes import CACHE_HIT, MODULE_CLASS
-from dspy_otel._window import CallRecord, Window, current_window
-from dspy_otel.instrumentation import _content, _lm
+from dspy_otel._attributes import MODULE_CLASS
+from dspy_otel._window import Window, current_window
+from dspy_otel.instrumentation import _content, _lm, _outcome
+from dspy_otel.metrics.instruments import Instruments
 from dspy_otel.sampling._scopes import debugging
 
 logger = logging.getLogger("dspy_otel")
@@ -52,17 +50,20 @@ class LMCall:
     kwargs: dict[str, Any]
     token: Token[Handle | None]
     started_ns: int
+    request: Mapping[str, Any]
     attributes: Mapping[str, Any] = field(default_factory=dict)
     finish_reasons: Sequence[str] = ()
 
 
 @dataclass(slots=True)
 class Handle:
-    """An open span, the context token to restore and, for LM spans, the call."""
+    """An open span, the context token to restore; for LM spans the call, for module metrics the class."""
 
     span: Span
     token: object
     call: LMCall | None = None
+    module: str | None = None
+    started_ns: int = 0
 
 
 _LM_CALL: ContextVar[Handle | None] = ContextVar("dspy_otel_lm_call", default=None)
@@ -84,10 +85,22 @@ class SpanHooks:
         tracer: The tracer spans are created with.
         capture_content: ``NO_CONTENT`` | ``SPAN_ONLY`` | ``EVENT_ONLY`` | ``SPAN_AND_EVENT``.
         content_max_length: Characters kept of each captured content attribute.
+        redact: Rewrites each captured text before it is recorded (``None``: as it is).
+        instruments: Where LM and module calls are recorded as metrics (``None``: no metrics).
     """
 
-    def __init__(self, tracer: trace.Tracer, capture_content: str, content_max_length: int) -> None:
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        capture_content: str,
+        content_max_length: int,
+        *,
+        redact: Callable[[str], str] | None = None,
+        instruments: Instruments | None = None,
+    ) -> None:
         self._tracer = tracer
+        self._redact = redact
+        self._instruments = instruments
         self._on_span = _content.capture_on_span(capture_content)
         self._in_event = _content.capture_in_event(capture_content)
         self._max = content_max_length
@@ -116,7 +129,10 @@ class SpanHooks:
             return None
         cls = type(instance)
         folds = getattr(instance, "predict", None) if isinstance(instance, self._folding) else None
-        return self._open(cls.__name__, SpanKind.INTERNAL, {MODULE_CLASS: cls.__qualname__}, folds)
+        handle = self._open(cls.__name__, SpanKind.INTERNAL, {MODULE_CLASS: cls.__qualname__}, folds)
+        if handle is not None and self._instruments is not None:
+            handle.module, handle.started_ns = cls.__qualname__, time.perf_counter_ns()
+        return handle
 
     def start_tool(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open an ``execute_tool {name}`` span."""
@@ -139,7 +155,9 @@ class SpanHooks:
             return None
         prompt = args[0] if args else kwargs.get("prompt")
         token = _LM_CALL.set(handle)
-        handle.call = LMCall(instance, prompt, kwargs.get("messages"), call_kwargs, token, time.perf_counter_ns())
+        handle.call = LMCall(
+            instance, prompt, kwargs.get("messages"), call_kwargs, token, time.perf_counter_ns(), attributes
+        )
         return handle
 
     def on_lm_result(self, result: Any) -> None:
@@ -147,8 +165,8 @@ class SpanHooks:
         handle = _LM_CALL.get()
         if handle is None or handle.call is None:
             return
-        if not (handle.span.is_recording() or current_window() is not None):
-            return  # sampled out and no window: nobody reads them
+        if not (handle.span.is_recording() or current_window() is not None or self._instruments is not None):
+            return  # sampled out, no window and no metrics: nobody reads them
         try:
             handle.call.attributes, handle.call.finish_reasons = _lm.result_attributes(result)
             handle.span.set_attributes(handle.call.attributes)
@@ -172,13 +190,52 @@ class SpanHooks:
         except Exception as exc:
             log_failure_once("recording LM content", exc)
         finally:
+            if self._instruments is not None:
+                self._record_metrics(handle, exception)
             if exception is not None:
                 try:
-                    _record_error(handle.span, exception, self._secrets, self._limit(handle.span))
+                    _outcome.record_error(handle.span, exception, self._secrets, self._limit(handle.span))
                 except Exception as exc:  # whatever happens, the span ends and the context is restored
                     log_failure_once("recording an error", exc)
             handle.span.end()
             otel_context.detach(handle.token)  # type: ignore[arg-type]
+
+    def _record_metrics(self, handle: Handle, exception: BaseException | None) -> None:
+        """Record the call on the metrics, whatever the samplers decided for its span."""
+        assert self._instruments is not None
+        try:
+            error_type = type(exception).__qualname__ if exception is not None else None
+            call = handle.call
+            if call is not None:
+                duration_s = (time.perf_counter_ns() - call.started_ns) / 1e9
+                self._instruments.lm_call(call.request, call.attributes, duration_s, error_type)
+            elif handle.module is not None:
+                duration_s = (time.perf_counter_ns() - handle.started_ns) / 1e9
+                self._instruments.module_call(handle.module, duration_s, error_type)
+        except Exception as exc:
+            log_failure_once("recording metrics", exc)
+
+    @staticmethod
+    def _redacted(
+        redact: Callable[[str], str], messages: list[dict[str, Any]], outputs_json: Any, outputs: Any
+    ) -> tuple[list[dict[str, Any]], Any, Any] | None:
+        """Messages, output messages and raw outputs with every text redacted; ``None`` if the hook fails."""
+
+        def text(value: str) -> str:
+            out = redact(value)
+            if not isinstance(out, str):
+                raise TypeError(f"the redaction hook returned {type(out).__name__}, not str")
+            return out
+
+        try:
+            return (
+                _content.map_messages(messages, text),
+                _content.map_messages(outputs_json, text) if outputs_json else None,
+                _content.map_outputs(outputs, text) if outputs is not None else None,
+            )
+        except Exception as exc:  # a failing redaction hook drops the content, never the call
+            log_failure_once("redacting content (the content is dropped)", exc)
+            return None
 
     def _limit(self, span: Span) -> int:
         """The content limit, lowered to the span's ``OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT``.
@@ -209,6 +266,10 @@ class SpanHooks:
             messages = _content.input_messages(call.prompt, call.messages)
             if outputs is not None:
                 outputs_json = _content.output_messages(outputs, call.finish_reasons)
+            if self._redact is not None:
+                redacted = self._redacted(self._redact, messages, outputs_json, outputs)
+                capture = redacted is not None
+                messages, outputs_json, outputs = redacted or (None, None, None)
         if capture and recording:
             limit = self._limit(span)
             details = {gen_ai.GEN_AI_INPUT_MESSAGES: _content.to_json(messages or [], limit, self._secrets)}
@@ -225,7 +286,7 @@ class SpanHooks:
                 outputs = _content.bounded_outputs(outputs, self._max, self._secrets)
             else:
                 outputs = None
-            window.add(_call_record(span, call, messages, outputs, exception, secrets=self._secrets))
+            window.add(_outcome.call_record(span, call, messages, outputs, exception, secrets=self._secrets))
 
 
 def _folding_classes() -> tuple[type, ...]:
@@ -236,47 +297,3 @@ def _folding_classes() -> tuple[type, ...]:
         log_failure_once("finding dspy.ChainOfThought in this DSPy version", exc)
         return ()
     return (ChainOfThought,)
-
-
-def _call_record(
-    span: Span, call: LMCall, messages: Any, outputs: Any, exception: BaseException | None, *, secrets: Iterable[str]
-) -> CallRecord:
-    attrs = call.attributes
-    return CallRecord(
-        timestamp=datetime.now(),
-        model=str(getattr(call.lm, "model", "")),
-        messages=messages,
-        outputs=list(outputs) if outputs is not None else None,
-        input_tokens=attrs.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS),
-        output_tokens=attrs.get(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS),
-        latency_ms=(time.perf_counter_ns() - call.started_ns) / 1e6,
-        cache_hit=bool(attrs.get(CACHE_HIT, False)),
-        error=_content.scrub(f"{type(exception).__name__}: {exception}", secrets) if exception else None,
-        trace_id=format(span.get_span_context().trace_id, "032x"),
-        sampled=span.get_span_context().trace_flags.sampled,
-    )
-
-
-def _record_error(span: Span, exception: BaseException, secrets: Iterable[str], limit: int) -> None:
-    """ERROR status, ``error.type`` and an ``exception`` event, with credentials scrubbed and each text bounded.
-
-    Exception messages can carry a whole prompt or LM response (DSPy's parse errors quote it), so
-    the status description, message and stack trace are cut to the content limit like content.
-    """
-    try:
-        raw = str(exception)
-    except Exception:  # a buggy __str__: the status still says ERROR
-        raw = "<str() failed>"
-    message = _content.bounded(raw, limit, secrets)
-    error_type = type(exception).__qualname__
-    span.set_status(Status(StatusCode.ERROR, _content.bounded(f"{error_type}: {raw}", limit, secrets)))
-    span.set_attribute(error_attributes.ERROR_TYPE, error_type)
-    stack = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
-    span.add_event(
-        "exception",
-        {
-            "exception.type": f"{type(exception).__module__}.{error_type}",
-            "exception.message": message,
-            "exception.stacktrace": _content.bounded(stack, limit, secrets),
-        },
-    )

@@ -1,0 +1,126 @@
+"""The instruments dspy-otel records, and the small, bounded attribute sets it records them with.
+
+| metric | type, unit | attributes |
+| --- | --- | --- |
+| ``gen_ai.client.token.usage`` | histogram, ``{token}`` | ``gen_ai.token.type`` (``input`` / ``output``) + the LM set |
+| ``gen_ai.client.operation.duration`` | histogram, ``s`` | the LM set, ``error.type`` on failures |
+| ``dspy.lm.cost`` | counter, ``USD`` | the LM set |
+| ``dspy.lm.calls`` | counter, ``{call}`` | the LM set, ``dspy.lm.cache_hit``, ``error.type`` on failures |
+| ``dspy.module.duration`` | histogram, ``s`` | ``dspy.module.class``, ``error.type`` on failures |
+| ``dspy_otel.telemetry.spans`` | counter, ``{span}`` | ``outcome`` (exported, failed, dropped_queue_full, ...) |
+| ``dspy_otel.tail.traces`` | counter, ``{trace}`` | ``decision`` (kept, dropped, kept_by_head, evicted, ...) |
+
+The LM set is ``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``,
+``gen_ai.response.model``, ``server.address`` and ``server.port``: never a prompt, an id or a
+free-form value. Cache hits bill no tokens, so they record no token usage and no cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
+from opentelemetry.semconv.attributes import error_attributes, server_attributes
+
+from dspy_otel import _stats
+from dspy_otel._attributes import CACHE_HIT, COST, MODULE_CLASS
+
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+LM_KEYS = (
+    gen_ai.GEN_AI_OPERATION_NAME,
+    gen_ai.GEN_AI_PROVIDER_NAME,
+    gen_ai.GEN_AI_REQUEST_MODEL,
+    gen_ai.GEN_AI_RESPONSE_MODEL,
+    server_attributes.SERVER_ADDRESS,
+    server_attributes.SERVER_PORT,
+)
+_SPAN_OUTCOMES = ("exported", "failed", "dropped_queue_full", "abandoned_at_exit")
+_TAIL_DECISIONS = ("kept", "dropped", "kept_by_head", "evicted", "timed_out", "flushed")
+
+
+class Instruments:
+    """Records one LM call or one module call on every instrument it concerns.
+
+    Args:
+        meter: The meter to create the instruments with.
+    """
+
+    def __init__(self, meter: Meter) -> None:
+        self._tokens = meter.create_histogram(
+            gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+        self._duration = meter.create_histogram(
+            gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self._cost = meter.create_counter(COST, unit="USD", description="LM cost as DSPy reports it.")
+        self._calls = meter.create_counter("dspy.lm.calls", unit="{call}", description="LM calls, cache hits included.")
+        self._module = meter.create_histogram(
+            "dspy.module.duration",
+            unit="s",
+            description="Duration of DSPy module calls, by module class.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        meter.create_observable_counter(
+            "dspy_otel.telemetry.spans",
+            callbacks=[_observe("export_spans_", "outcome", _SPAN_OUTCOMES)],
+            unit="{span}",
+            description="Spans exported, failed or lost by dspy-otel (dspy_otel.stats()).",
+        )
+        meter.create_observable_counter(
+            "dspy_otel.tail.traces",
+            callbacks=[_observe("tail_traces_", "decision", _TAIL_DECISIONS)],
+            unit="{trace}",
+            description="Traces decided by the in-process tail sampler (dspy_otel.stats()).",
+        )
+
+    def lm_call(
+        self,
+        request: Mapping[str, Any],
+        result: Mapping[str, Any],
+        duration_s: float,
+        error_type: str | None,
+    ) -> None:
+        """Record one LM call from its request and result span attributes."""
+        attributes = {key: value for key in LM_KEYS if (value := result.get(key, request.get(key))) is not None}
+        if error_type is not None:
+            attributes[error_attributes.ERROR_TYPE] = error_type
+        self._duration.record(duration_s, attributes)
+        cache_hit = bool(result.get(CACHE_HIT, False))
+        self._calls.add(1, {**attributes, CACHE_HIT: cache_hit})
+        if cache_hit:
+            return
+        for token_type, key in (
+            ("input", gen_ai.GEN_AI_USAGE_INPUT_TOKENS),
+            ("output", gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS),
+        ):
+            tokens = result.get(key)
+            if isinstance(tokens, int):
+                self._tokens.record(tokens, {**attributes, gen_ai.GEN_AI_TOKEN_TYPE: token_type})
+        cost = result.get(COST)
+        if isinstance(cost, float) and cost > 0:
+            self._cost.add(cost, attributes)
+
+    def module_call(self, module_class: str, duration_s: float, error_type: str | None) -> None:
+        """Record one module call's duration."""
+        attributes = {MODULE_CLASS: module_class}
+        if error_type is not None:
+            attributes[error_attributes.ERROR_TYPE] = error_type
+        self._module.record(duration_s, attributes)
+
+
+def _observe(prefix: str, key: str, names: Iterable[str]) -> Any:
+    def callback(options: CallbackOptions) -> Iterable[Observation]:
+        counts = _stats.stats()
+        return [Observation(counts.get(f"{prefix}{name}", 0), {key: name}) for name in names]
+
+    return callback

@@ -1,0 +1,137 @@
+"""Metrics are exact whatever the samplers keep: tokens, durations, cost, cache hits, failures, module durations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import dspy
+import pytest
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, NumberDataPoint
+
+import dspy_otel
+from conftest import Traced
+from dspy_otel._fake_lm import FakeOpenAIServer
+from dspy_otel.metrics.instruments import DURATION_BUCKETS, TOKEN_BUCKETS
+
+Points = dict[str, list[tuple[dict[str, Any], Any]]]
+
+
+def points(reader: InMemoryMetricReader) -> Points:
+    """Metric name -> [(attributes, data point)] from one collection."""
+    found: Points = defaultdict(list)
+    data = reader.get_metrics_data()
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    found[metric.name].append((dict(point.attributes or {}), point))
+    return found
+
+
+def total(found: Points, name: str, **attrs: Any) -> float:
+    """Sum (counters) or sum of values (histograms) over the points whose attributes include ``attrs``."""
+    values = []
+    for point_attrs, point in found.get(name, []):
+        if all(point_attrs.get(k.replace("__", ".")) == v for k, v in attrs.items()):
+            values.append(point.sum if isinstance(point, HistogramDataPoint) else point.value)
+    return sum(values)
+
+
+def count(found: Points, name: str, **attrs: Any) -> int:
+    return sum(
+        p.count
+        for a, p in found.get(name, [])
+        if isinstance(p, HistogramDataPoint) and all(a.get(k.replace("__", ".")) == v for k, v in attrs.items())
+    )
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [{"sampler": "always_on"}, {"sampler": "always_off"}, {"tail_policies": "ratio:0"}],
+    ids=["everything", "head 0 %", "tail drops all"],
+)
+def test_token_usage_and_calls_are_exact_whatever_the_sampling(
+    traced: Callable[..., Traced], lm: Any, fake_server: FakeOpenAIServer, sampling: dict[str, str]
+) -> None:
+    reader = InMemoryMetricReader()
+    t = traced(metric_reader=reader, **sampling)
+    before = fake_server.billed_tokens
+    program = dspy.ChainOfThought("question -> answer")
+    for i in range(5):
+        program(question=f"sync {i}")
+    asyncio.run(program.acall(question="async"))
+    with pytest.raises(dspy.LMServerError):
+        program(question="FAIL please")
+    after = fake_server.billed_tokens
+    found = points(reader)
+    assert total(found, "gen_ai.client.token.usage", gen_ai__token__type="input") == after[0] - before[0]
+    assert total(found, "gen_ai.client.token.usage", gen_ai__token__type="output") == after[1] - before[1]
+    assert count(found, "gen_ai.client.token.usage", gen_ai__token__type="input") == 6
+    assert count(found, "gen_ai.client.operation.duration") == 7
+    assert count(found, "gen_ai.client.operation.duration", error__type="LMServerError") == 1
+    assert total(found, "dspy.lm.calls") == 7
+    assert count(found, "dspy.module.duration", dspy__module__class="ChainOfThought") == 7
+    if sampling != {"sampler": "always_on"}:
+        assert t.spans() == []  # the traces were sampled away; the metrics were not
+
+
+def test_attributes_are_the_small_bounded_set(traced: Callable[..., Traced], lm: Any) -> None:
+    reader = InMemoryMetricReader()
+    traced(metric_reader=reader)
+    dspy.Predict("question -> answer")(question="what attributes?")
+    ((attrs, point),) = points(reader)["gen_ai.client.operation.duration"]
+    assert set(attrs) == {
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "server.address",
+        "server.port",
+    }
+    assert attrs["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attrs["gen_ai.response.model"] == "gpt-4o-mini-2025-01-01"
+    assert isinstance(point, HistogramDataPoint)
+    assert tuple(point.explicit_bounds) == DURATION_BUCKETS
+    ((_, tokens),) = [p for p in points(reader)["gen_ai.client.token.usage"] if p[0]["gen_ai.token.type"] == "input"]
+    assert isinstance(tokens, HistogramDataPoint)
+    assert tuple(tokens.explicit_bounds) == TOKEN_BUCKETS
+
+
+def test_cache_hits_are_counted_and_bill_no_tokens(
+    traced: Callable[..., Traced], fake_server: FakeOpenAIServer, tmp_path: Any
+) -> None:
+    reader = InMemoryMetricReader()
+    traced(metric_reader=reader)
+    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)
+    cached = dspy.LM("openai/gpt-4o-mini", api_base=fake_server.base_url, api_key="k", cache=True, num_retries=0)
+    with dspy.context(lm=cached):
+        for _ in range(3):
+            dspy.Predict("question -> answer")(question="the same question, cached")
+    found = points(reader)
+    assert total(found, "dspy.lm.calls", dspy__lm__cache_hit=True) == 2
+    assert total(found, "dspy.lm.calls", dspy__lm__cache_hit=False) == 1
+    assert count(found, "gen_ai.client.token.usage", gen_ai__token__type="input") == 1
+
+
+def test_health_counters_read_dspy_otel_stats(traced: Callable[..., Traced], lm: Any) -> None:
+    reader = InMemoryMetricReader()
+    traced(metric_reader=reader, tail_policies="errors")
+    dspy.Predict("question -> answer")(question="dropped by the tail")
+    found = points(reader)
+    stats = dspy_otel.stats()
+    assert total(found, "dspy_otel.tail.traces", decision="dropped") == stats["tail_traces_dropped"]
+    exported = [p for a, p in found["dspy_otel.telemetry.spans"] if a == {"outcome": "exported"}]
+    assert all(isinstance(p, NumberDataPoint) for p in exported)
+
+
+def test_no_metrics_reader_means_no_metrics_recorded(traced: Callable[..., Traced], lm: Any) -> None:
+    t = traced()  # span_exporter given, no metric reader, OTEL_METRICS_EXPORTER unset: metrics off
+    dspy.Predict("question -> answer")(question="no metrics")
+    assert len(t.spans()) == 2
+    from dspy_otel import _setup
+
+    assert _setup._meter_provider is None
