@@ -21,7 +21,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from dspy_otel import _stats
 from dspy_otel.sampling.head import DSPyOtelSampler
 from dspy_otel.sampling.policies import parse_policies
-from dspy_otel.sampling.tail import TailLimits, TailSamplingProcessor, estimate_bytes
+from dspy_otel.sampling.tail import _DECISION_BYTES, TailLimits, TailSamplingProcessor, estimate_bytes
 
 MS = 1_000_000
 
@@ -72,6 +72,11 @@ class Setup:
         return span
 
 
+def nothing_pending(s: Setup) -> bool:
+    """No span is buffered; what is held is the remembered decisions alone."""
+    return not s.tail._pending and s.tail.buffered_bytes == len(s.tail._decided) * _DECISION_BYTES
+
+
 def make(policies: str = "errors", head_on: bool = False, **limits: int) -> Setup:
     exporter, clock = InMemorySpanExporter(), FakeClock()
     tail = TailSamplingProcessor(
@@ -101,14 +106,14 @@ def test_a_trace_with_an_error_is_exported_whole_and_sampled() -> None:
     assert all(sp.context is not None and sp.context.trace_flags.sampled for sp in spans)
     assert (s.counted("tail_traces_kept"), s.counted("tail_traces_dropped")) == (1, 1)
     assert (s.counted("tail_spans_kept"), s.counted("tail_spans_dropped")) == (3, 3)
-    assert s.tail.buffered_bytes == 0
+    assert nothing_pending(s)
 
 
 def test_head_sampled_traces_pass_straight_through() -> None:
     s = make("errors", head_on=True)
     run_trace(s)
     assert len(s.exported()) == 3
-    assert s.tail.buffered_bytes == 0
+    assert nothing_pending(s)
     assert s.counted("tail_traces_kept_by_head") == 1
 
 
@@ -173,7 +178,7 @@ def test_a_trace_reaching_max_spans_is_decided_early() -> None:
         s.child(root).end()
     assert s.counted("tail_traces_evicted") == 1
     assert s.counted("tail_traces_dropped") == 1
-    assert s.tail.buffered_bytes == 0
+    assert nothing_pending(s)
 
 
 def test_the_byte_bound_holds() -> None:
@@ -194,7 +199,7 @@ def test_force_flush_decides_everything_pending() -> None:
     assert s.tail.force_flush()
     assert [sp.name for sp in s.exported()] == ["child"]
     assert s.counted("tail_traces_flushed") == 1
-    assert s.tail.buffered_bytes == 0
+    assert nothing_pending(s)
 
 
 def test_byte_estimate_counts_string_content() -> None:
@@ -267,7 +272,7 @@ def test_bounds_hold_for_any_schedule(schedule: Schedule, max_traces: int, max_s
         assert len(s.tail._pending) <= max_traces
         assert all(len(p.spans) < max_spans for p in s.tail._pending.values())
     s.tail.force_flush()
-    assert s.tail.buffered_bytes == 0
+    assert nothing_pending(s)
     assert not s.tail._pending
 
 
@@ -278,11 +283,11 @@ def test_a_forked_child_starts_with_an_empty_buffer() -> None:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report what it holds, never run pytest's teardown
-        os.write(write, f"{len(s.tail._pending)},{s.tail.buffered_bytes}".encode())
+        os.write(write, f"{len(s.tail._pending)},{s.tail.buffered_bytes},{len(s.tail._decided)}".encode())
         os._exit(0)
     os.close(write)
     os.waitpid(pid, 0)
-    assert os.read(read, 100) == b"0,0"
+    assert os.read(read, 100) == b"0,0,0"
     assert len(s.tail._pending) == 1
 
 
@@ -304,3 +309,22 @@ def test_the_background_thread_decides_expired_traces() -> None:
         time.sleep(0.01)
     assert [sp.name for sp in exporter.get_finished_spans()] == ["child"]
     provider.shutdown()
+
+
+def test_the_byte_estimate_follows_the_memory_really_held() -> None:
+    import tracemalloc
+
+    s = make("errors", max_traces=5_000)
+    attributes = {f"gen_ai.attribute.{i}": "value" for i in range(12)}
+    roots = [s.tracer.start_span("root") for _ in range(1_000)]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for n, root in enumerate(roots):
+        for _ in range(2):
+            context = trace.set_span_in_context(root)
+            child = s.tracer.start_span("chat gpt-4o-mini", context=context, attributes=attributes)
+            child.set_attribute("gen_ai.input.messages", f"message {n} " + "m" * 2_000)  # new text, as in real use
+            child.end()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert 0.75 <= held / s.tail.buffered_bytes <= 1.33, (held, s.tail.buffered_bytes)
