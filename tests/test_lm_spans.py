@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import dspy
 import pytest
 from dspy.clients.cache import Cache
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
@@ -24,6 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from conftest import CANARY_KEY, Traced, parent_id
 from dspy_otel._attributes import CACHE_HIT, COST, LM_CLASS
 from dspy_otel._fake_lm import FakeOpenAIServer, completion_text
+from metric_points import count, points, total
 
 LM_SPAN = "chat gpt-4o-mini"
 USAGE = (gen_ai.GEN_AI_USAGE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, COST)
@@ -255,3 +257,18 @@ def test_streamify_against_a_non_streaming_server_ends_the_span_with_error(
     assert parent_id(span) == predict.context.span_id
     assert span.status.status_code is StatusCode.ERROR
     assert (span.attributes or {})[error_attributes.ERROR_TYPE] == type(caught.value).__qualname__
+
+
+def test_streamed_calls_are_in_the_metrics_even_when_sampled_out(
+    traced: Callable[..., Traced], sse_base_url: str
+) -> None:
+    reader = InMemoryMetricReader()
+    t = traced(sampler="always_off", metric_reader=reader)
+    program = dspy.streamify(dspy.Predict("question -> answer"), async_streaming=False)
+    with dspy.context(lm=make_lm(sse_base_url)):
+        list(program(question="stream please"))
+    assert t.spans() == []
+    found = points(reader)
+    assert total(found, "gen_ai.client.token.usage", gen_ai__token__type="input") == 11
+    assert total(found, "gen_ai.client.token.usage", gen_ai__token__type="output") == 7
+    assert count(found, "gen_ai.client.operation.duration") == 1
