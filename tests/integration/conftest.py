@@ -96,13 +96,14 @@ def start_collector(binaries: Binaries, tmp_path: Path) -> Iterator[StartCollect
     running: list[Process] = []
 
     def make(config_name: str, name: str = "collector", **env: str) -> Collector:
-        ports = {key: free_port() for key in ("grpc", "http", "health", "metrics")}
+        ports = {key: free_port() for key in ("grpc", "http", "health", "metrics", "prometheus")}
         full_env = {
             "DSPY_OTEL_COLLECTOR_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
             "DSPY_OTEL_COLLECTOR_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
             "DSPY_OTEL_COLLECTOR_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
             "DSPY_OTEL_COLLECTOR_METRICS_HOST": "127.0.0.1",
             "DSPY_OTEL_COLLECTOR_METRICS_PORT": str(ports["metrics"]),
+            "DSPY_OTEL_COLLECTOR_PROMETHEUS_ENDPOINT": f"127.0.0.1:{ports['prometheus']}",
             **env,
         }
         process = start(
@@ -113,7 +114,12 @@ def start_collector(binaries: Binaries, tmp_path: Path) -> Iterator[StartCollect
             tmp_path,
         )
         running.append(process)
-        return Collector(process, f"127.0.0.1:{ports['grpc']}", f"127.0.0.1:{ports['http']}")
+        return Collector(
+            process,
+            f"127.0.0.1:{ports['grpc']}",
+            f"127.0.0.1:{ports['http']}",
+            f"http://127.0.0.1:{ports['prometheus']}/metrics",
+        )
 
     yield make
     for process in reversed(running):

@@ -142,11 +142,12 @@ class Jaeger:
 
 @dataclass(frozen=True)
 class Collector:
-    """A running collector: its OTLP endpoints and its output."""
+    """A running collector: its OTLP endpoints, its Prometheus exporter's URL and its output."""
 
     process: Process
     grpc_endpoint: str
     http_endpoint: str
+    prometheus_url: str  # the metrics pipeline's exporter (unused by loadbalancer.yaml)
 
     def otlp_endpoint(self, protocol: str) -> str:
         """The ``OTEL_EXPORTER_OTLP_ENDPOINT`` for ``protocol`` (``grpc`` or ``http/protobuf``)."""
