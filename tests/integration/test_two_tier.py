@@ -4,6 +4,9 @@ The load balancer routes by trace ID, so every span of a trace must reach the
 same tail-sampling collector. Each collector prints the spans it keeps through
 its ``debug`` exporter (verbosity ``detailed``); with the probabilistic share at
 100 % it keeps every trace, so its output shows which collector got which span.
+The metrics need no such routing: the load balancer passes them all to the one
+collector named by ``DSPY_OTEL_LB_METRICS_BACKEND``, whose Prometheus endpoint
+then counts every LM request.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import uuid
 
 import pytest
 
+from dspy_otel._fake_lm import FakeOpenAIServer
 from integration.processes import Jaeger, RunDSPy, StartCollector, report, wait_for
+from integration.test_metrics_pipeline import DURATION, scrape, total
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +28,11 @@ _DEBUG_SPAN = re.compile(r"Trace ID\s*: ([0-9a-f]{32})\s+Parent ID\s*: [0-9a-f]*
 
 
 def test_spans_of_a_trace_reach_one_tail_collector(
-    jaeger: Jaeger, start_collector: StartCollector, run_dspy: RunDSPy, pytestconfig: pytest.Config
+    jaeger: Jaeger,
+    start_collector: StartCollector,
+    run_dspy: RunDSPy,
+    fake_lm: FakeOpenAIServer,
+    pytestconfig: pytest.Config,
 ) -> None:
     started = time.monotonic()
     tail_env = {
@@ -35,7 +44,12 @@ def test_spans_of_a_trace_reach_one_tail_collector(
     }
     tails = [start_collector("otel-collector.yaml", name=f"tail-{i}", **tail_env) for i in (1, 2)]
     backends = ", ".join(tail.grpc_endpoint for tail in tails)
-    balancer = start_collector("loadbalancer.yaml", name="loadbalancer", DSPY_OTEL_LB_BACKENDS=f"[{backends}]")
+    balancer = start_collector(
+        "loadbalancer.yaml",
+        name="loadbalancer",
+        DSPY_OTEL_LB_BACKENDS=f"[{backends}]",
+        DSPY_OTEL_LB_METRICS_BACKEND=tails[0].grpc_endpoint,
+    )
     service = f"two-tier-{uuid.uuid4().hex[:8]}"
     sent = run_dspy(balancer.otlp_endpoint("grpc"), "grpc", service, plain=TRACES - FAILED, failed=FAILED)
 
@@ -65,6 +79,13 @@ def test_spans_of_a_trace_reach_one_tail_collector(
     for trace_id in sent.failed:
         assert set(stored[trace_id]) == set(sent.spans[trace_id])
         assert any(span["status"].get("code") == 2 for span in stored[trace_id].values())
+
+    def durations(url: str) -> float:
+        return total(scrape(url), f"{DURATION}_count", job=service)
+
+    wait_for("every LM request in the metrics backend", lambda: durations(tails[0].prometheus_url) >= fake_lm.requests)
+    assert durations(tails[0].prometheus_url) == fake_lm.requests  # the fake LM served this test only
+    assert durations(tails[1].prometheus_url) == 0
     report(
         pytestconfig,
         f"[integration] two-tier: {len(sent.spans)} traces split {[len(t) for t in per_tail]} between the tail "
