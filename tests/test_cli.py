@@ -69,3 +69,45 @@ def test_inspect_names_the_jaeger_it_cannot_read(
     monkeypatch.setenv("DSPY_OTEL_JAEGER_URL", f"http://127.0.0.1:{closed_port()}")
     assert main(["inspect", "--last", "2"]) == 1
     assert "cannot read traces from http://127.0.0.1:" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from dspy_otel import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dspy-otel {__version__}"
+
+
+def test_config_shows_service_endpoint_and_resource(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "triage-api")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod")
+    assert main(["config"]) == 0
+    lines = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["OTEL_SERVICE_NAME"] == ["triage-api", "env", "OTEL_SERVICE_NAME"]
+    assert lines["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == [
+        "http://collector:4317",
+        "env",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    assert lines["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] == ["grpc", "default"]
+    assert lines["OTEL_RESOURCE_ATTRIBUTES"][0] == "deployment.environment=***"
+
+
+def test_configure_takes_service_name_and_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dspy_otel
+    from dspy_otel import _setup
+
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-the-environment")
+    provider = dspy_otel.configure(
+        service_name="from-the-argument", endpoint="http://127.0.0.1:4318", protocol="http/protobuf", exit_timeout_ms=0
+    )
+    assert provider.resource.attributes["service.name"] == "from-the-argument"
+    assert _setup._settings is not None
+    assert _setup._settings.otlp_endpoint == "http://127.0.0.1:4318"
+    (batch,) = _setup._batches
+    assert batch.span_exporter.inner._endpoint == "http://127.0.0.1:4318/v1/traces"

@@ -30,6 +30,7 @@ from dspy_otel._parse import (
     int_at_least,
     key_values,
     seconds,
+    text,
     url,
 )
 from dspy_otel.sampling.head import HEAD_SAMPLERS, parse_sampler_arg
@@ -172,6 +173,14 @@ TABLE: tuple[Setting, ...] = (
         "Tail sampling: estimated MiB buffered in all; past it the oldest traces are decided early.",
     ),
     Setting(
+        "service_name",
+        "OTEL_SERVICE_NAME",
+        text,
+        None,
+        "The service name on every span and metric (service.name; default unknown_service:python); "
+        "configure(service_name=...) too.",
+    ),
+    Setting(
         "exporter",
         "OTEL_TRACES_EXPORTER",
         choices(EXPORTERS),
@@ -190,8 +199,8 @@ TABLE: tuple[Setting, ...] = (
         f"{_OTLP}TRACES_ENDPOINT",
         url,
         None,
-        f"Where OTLP goes (default http://localhost:4317 for grpc, http://localhost:4318/v1/traces for http); "
-        f"{_OTLP}ENDPOINT is read too (for http, /v1/traces is added to it).",
+        f"Where OTLP goes (default http://localhost:4317 for grpc, http://localhost:4318 for http; for http "
+        f"/v1/traces is added to a URL without a path); {_OTLP}ENDPOINT is read too; configure(endpoint=...).",
     ),
     Setting(
         "otlp_headers",
@@ -351,6 +360,7 @@ class Settings:
     tail_max_traces: int
     tail_max_spans_per_trace: int
     tail_max_mib: int
+    service_name: str | None
     exporter: tuple[str, ...]
     protocol: str
     otlp_endpoint: str | None

@@ -41,6 +41,14 @@ def choices(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
+def text(raw: str) -> str:
+    """Any text that is not blank (surrounding spaces are removed)."""
+    value = raw.strip()
+    if not value:
+        raise ValueError("allowed: a non-empty text")
+    return value
+
+
 def int_at_least(minimum: int) -> Callable[[str], int]:
     """An integer >= ``minimum``."""
 

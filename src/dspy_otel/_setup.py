@@ -80,8 +80,9 @@ def configure(
         metric_reader: Also read the metrics with this reader (an ``InMemoryMetricReader`` in tests).
         **overrides: Any setting of the README's table by name (``profile="development"``,
             ``capture_content="SPAN_ONLY"``, ``sampler="parentbased_traceidratio"``,
-            ``sampler_arg=0.1``, ``tail_policies="errors,ratio:0.05"``, ``window=100``, ...). An argument
-            beats the environment, which beats the profile.
+            ``sampler_arg=0.1``, ``tail_policies="errors,ratio:0.05"``, ``window=100``,
+            ``service_name="my-app"``, ``endpoint="http://collector:4317"``, ...). An argument beats
+            the environment, which beats the profile.
 
     Returns:
         The tracer provider dspy-otel created.
@@ -91,6 +92,11 @@ def configure(
     """
     global _provider, _meter_provider, _settings
     with _lock:
+        if "endpoint" in overrides:  # the name other tracing libraries use
+            overrides = {
+                **{k: v for k, v in overrides.items() if k != "endpoint"},
+                "otlp_endpoint": overrides["endpoint"],
+            }
         metrics_chosen = "metrics_exporter" in overrides or os.environ.get("OTEL_METRICS_EXPORTER", "").strip()
         if span_exporter is not None and not metrics_chosen:
             overrides = {**overrides, "metrics_exporter": "none"}  # the caller wires export itself
@@ -108,7 +114,9 @@ def configure(
         from dspy_otel.instrumentation import DSPyInstrumentor
         from dspy_otel.metrics.provider import build_meter_provider
 
-        attributes = settings.resource_attributes.as_dict() if settings.resource_attributes else None
+        attributes = settings.resource_attributes.as_dict() if settings.resource_attributes else {}
+        if settings.service_name:
+            attributes["service.name"] = settings.service_name
         resource = Resource.create(attributes)
         provider = TracerProvider(sampler=build_sampler(settings), resource=resource, shutdown_on_exit=False)
         instrumentor = _take_over(DSPyInstrumentor())

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dspy_otel._config import TABLE, display, markdown_table, problems, resolve
 from dspy_otel._jaeger import add_inspect_parser, run_inspect
 from dspy_otel._setup import describe_sampling
+from dspy_otel._version import __version__
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -54,6 +55,7 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``dspy-otel`` command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="dspy-otel", description="OpenTelemetry tracing for DSPy.")
+    parser.add_argument("--version", action="version", version=f"dspy-otel {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="run a DSPy program traced end to end").set_defaults(run=_demo)
     config = commands.add_parser("config", help="print the effective settings")

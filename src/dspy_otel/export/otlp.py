@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
@@ -64,8 +65,8 @@ def otlp_options(settings: Settings, signal: str) -> dict[str, Any]:
 
     if not endpoint:
         endpoint = f"http://localhost:4318/v1/{signal}"
-    elif settings.sources["otlp_endpoint"] == "env OTEL_EXPORTER_OTLP_ENDPOINT":
-        endpoint = f"{endpoint.rstrip('/')}/v1/{signal}"  # the generic variable is a base URL
+    elif settings.sources["otlp_endpoint"] == "env OTEL_EXPORTER_OTLP_ENDPOINT" or urlsplit(endpoint).path in "/":
+        endpoint = f"{endpoint.rstrip('/')}/v1/{signal}"  # a base URL: the generic variable, or no path at all
     elif endpoint.rstrip("/").endswith("/v1/traces"):
         endpoint = f"{endpoint.rstrip('/').removesuffix('/v1/traces')}/v1/{signal}"
     return {

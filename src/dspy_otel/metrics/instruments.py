@@ -4,7 +4,7 @@
 | --- | --- | --- |
 | ``gen_ai.client.token.usage`` | histogram, ``{token}`` | ``gen_ai.token.type`` (``input`` / ``output``) + the LM set |
 | ``gen_ai.client.operation.duration`` | histogram, ``s`` | the LM set, ``error.type`` on failures |
-| ``dspy.lm.cost`` | counter, ``USD`` | the LM set |
+| ``dspy.lm.cost`` | counter, ``{USD}`` | the LM set |
 | ``dspy.lm.calls`` | counter, ``{call}`` | the LM set, ``dspy.lm.cache_hit``, ``error.type`` on failures |
 | ``dspy.module.duration`` | histogram, ``s`` | ``dspy.module.class``, ``error.type`` on failures |
 | ``dspy_otel.telemetry.spans`` | counter, ``{span}`` | ``outcome`` (exported, failed, dropped_queue_full, ...) |
@@ -62,7 +62,7 @@ class Instruments:
             description="GenAI operation duration.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self._cost = meter.create_counter(COST, unit="USD", description="LM cost as DSPy reports it.")
+        self._cost = meter.create_counter(COST, unit="{USD}", description="LM cost in US dollars, as DSPy reports it.")
         self._calls = meter.create_counter("dspy.lm.calls", unit="{call}", description="LM calls, cache hits included.")
         self._module = meter.create_histogram(
             "dspy.module.duration",
