@@ -67,3 +67,26 @@ def grpc_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
         yield f"http://127.0.0.1:{port}", received
     finally:
         server.stop(None).wait()
+
+
+@contextmanager
+def receiver_answering(status: int) -> Iterator[str]:
+    """An OTLP/HTTP endpoint on 127.0.0.1 that answers every request with ``status`` (a failing collector)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -9,7 +9,7 @@ import dspy
 import pytest
 
 import dspy_otel
-from receivers import grpc_receiver, http_receiver
+from receivers import grpc_receiver, http_receiver, receiver_answering
 
 
 def wait_for(condition: Any, seconds: float) -> bool:
@@ -42,3 +42,26 @@ def test_export_resumes_when_the_collector_is_back(protocol: str, lm: Any, monke
             program(question=f"after the restart {i}")
         got = wait_for(lambda: all(f"after the restart {i}".encode() in b"".join(after.bodies) for i in range(3)), 20)
         assert got, "spans made after the collector came back did not arrive"
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_collector_that_answers_errors_never_reaches_the_program(
+    status: int, lm: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with receiver_answering(status) as endpoint:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+        before = dspy_otel.stats().get("export_spans_failed", 0)
+        with caplog.at_level(logging.WARNING):
+            dspy_otel.configure(exit_timeout_ms=3_000)
+            for i in range(20):
+                assert dspy.Predict("question -> answer")(question=f"q{i}").answer
+            assert wait_for(lambda: dspy_otel.stats().get("export_spans_failed", 0) > before, 10)
+            dspy_otel.shutdown()
+    lines = [r.getMessage() for r in caplog.records if "could not be exported" in r.getMessage()]
+    assert 1 <= len(lines) <= 3  # the first failure, what was left at shutdown, and the metrics' own line
+    assert dspy_otel.stats()["export_spans_failed"] - before == 40  # every span counted, none silently lost
