@@ -146,6 +146,7 @@ class _Jaeger(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.queries.append({k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()})
+        self.server.paths.append(urlsplit(self.path).path)
         status, body = self.server.answer
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
@@ -159,12 +160,14 @@ class _Jaeger(BaseHTTPRequestHandler):
 class _JaegerServer(ThreadingHTTPServer):
     answer: tuple[int, bytes] = (200, b"{}")
     queries: list[dict[str, str]]
+    paths: list[str]
 
 
 @pytest.fixture
 def fake_jaeger(monkeypatch: pytest.MonkeyPatch) -> Iterator[_JaegerServer]:
     server = _JaegerServer(("127.0.0.1", 0), _Jaeger)
     server.queries = []
+    server.paths = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setenv(URL_ENV, f"http://127.0.0.1:{server.server_address[1]}")
@@ -191,7 +194,7 @@ def test_run_inspect_treats_404_as_nothing_found(fake_jaeger: _JaegerServer) -> 
     out = io.StringIO()
     assert run_inspect(_parse("--errors", "--service", "svc"), out=out) == 0
     assert out.getvalue().startswith("No failed LM calls in Jaeger at http://127.0.0.1:")
-    assert "for svc in the last 1:00:00" in out.getvalue()
+    assert "for svc in the last 1h" in out.getvalue()
 
 
 def test_run_inspect_reports_jaeger_errors(fake_jaeger: _JaegerServer, capsys: pytest.CaptureFixture[str]) -> None:
@@ -210,4 +213,38 @@ def test_run_inspect_reports_unreachable_jaeger(
         port = sock.getsockname()[1]
     monkeypatch.setenv(URL_ENV, f"http://127.0.0.1:{port}")
     assert run_inspect(_parse(), out=io.StringIO()) == 1
-    assert "cannot read traces from" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("dspy-otel inspect: no Jaeger answers at http://127.0.0.1:")
+    assert "(make stack, or docker compose up -d) or point DSPY_OTEL_JAEGER_URL at yours" in err
+    assert "/api/v3" not in err
+
+
+def test_inspect_one_trace(fake_jaeger: _JaegerServer) -> None:
+    fake_jaeger.answer = (200, RECORDED.read_bytes())
+    out = io.StringIO()
+    assert run_inspect(_parse("--trace", OK_TRACE.lstrip("0")), out=out) == 0
+    assert fake_jaeger.paths == [f"/api/v3/traces/{OK_TRACE}"]
+    assert "=== trace" in out.getvalue()
+    with pytest.raises(SystemExit):
+        _parse("--trace", "not-hex")
+
+
+def test_a_jaeger_url_without_scheme_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(URL_ENV, "localhost:16686")
+    assert run_inspect(_parse(), out=io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "dspy-otel inspect: DSPY_OTEL_JAEGER_URL='localhost:16686' is not a URL: "
+        "write it with its scheme, e.g. http://localhost:16686"
+    )
+
+
+def test_a_system_prompt_repeated_on_every_call_is_shown_once(payload: dict[str, Any]) -> None:
+    second = copy.deepcopy(_lm_span(payload, OK_TRACE))
+    second["startTimeUnixNano"] = str(int(second["startTimeUnixNano"]) + 1000)
+    payload["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"].append(second)
+    (ok_block,) = [block for block in format_calls(lm_calls(payload)).split("=== trace") if OK_TRACE in block]
+    assert ok_block.count("System message:\n\nYour input fields are:") == 1  # once per trace
+    assert "System message:\n\n(the same as above)" in ok_block

@@ -25,7 +25,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
@@ -141,15 +141,36 @@ def lm_calls(payload: Mapping[str, Any], errors_only: bool = False) -> list[LMCa
     return sorted(calls, key=lambda call: call.start_ns)
 
 
+_SAME_SYSTEM_MESSAGE = {"role": "system", "parts": [{"type": "text", "content": "(the same as above)"}]}
+
+
+def _once_per_trace(records: list[CallRecord]) -> list[CallRecord]:
+    """The records with a message already shown earlier in the trace (a long system prompt) shown once."""
+    seen: set[str] = set()
+    shown = []
+    for record in records:
+        messages = []
+        for message in record.messages or []:
+            key = json.dumps(message, sort_keys=True, default=str)
+            repeated = key in seen and message.get("role") == "system"
+            seen.add(key)
+            messages.append(_SAME_SYSTEM_MESSAGE if repeated else message)
+        shown.append(replace(record, messages=messages) if record.messages else record)
+    return shown
+
+
 def format_calls(calls: list[LMCall]) -> str:
-    """Calls grouped by trace (traces in order of their first call), each like ``dspy.inspect_history``."""
+    """Calls grouped by trace (traces in order of their first call), each like ``dspy.inspect_history``.
+
+    A system message repeated on every call of a trace is printed once.
+    """
     by_trace: dict[str, list[LMCall]] = {}
     for call in sorted(calls, key=lambda c: c.start_ns):
         by_trace.setdefault(call.record.trace_id, []).append(call)
     blocks = []
     for trace_id, trace_calls in by_trace.items():
         noun = "call" if len(trace_calls) == 1 else "calls"
-        body = "\n".join(format_record(call.record) for call in trace_calls)
+        body = "\n".join(format_record(record) for record in _once_per_trace([c.record for c in trace_calls]))
         blocks.append(f"=== trace {trace_id} ({len(trace_calls)} LM {noun}) ===\n\n{body}")
     return "\n".join(blocks)
 
@@ -181,7 +202,46 @@ def fetch_traces(url: str, timeout_s: float = 10.0) -> dict[str, Any]:
             return {}
         raise JaegerError(f"Jaeger answered HTTP {exc.code} for {url}: {exc.read().decode(errors='replace')}") from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise JaegerError(f"cannot read traces from {url}: {exc}") from exc
+        reason = getattr(exc, "reason", exc)
+        base = url.split("/api/v3/", 1)[0]
+        raise JaegerError(
+            f"no Jaeger answers at {base} ({reason}); start one (make stack, or docker compose up -d) "
+            f"or point {URL_ENV} at yours"
+        ) from exc
+
+
+def trace_url(base: str, trace_id: str) -> str:
+    """The ``/api/v3/traces/{id}`` URL of one trace."""
+    return f"{base.rstrip('/')}/api/v3/traces/{trace_id}"
+
+
+def _trace_id(text: str) -> str:
+    value = text.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{1,32}", value):
+        raise argparse.ArgumentTypeError(f"expected a trace ID of up to 32 hex digits, got {text!r}")
+    return value.rjust(32, "0")
+
+
+def _jaeger_base() -> str:
+    """``DSPY_OTEL_JAEGER_URL`` checked: a URL with a scheme (``localhost:16686`` alone is not one).
+
+    Raises:
+        JaegerError: Naming the variable, its value and what to write instead.
+    """
+    base = os.environ.get(URL_ENV) or DEFAULT_URL
+    parts = urllib.parse.urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise JaegerError(f"{URL_ENV}={base!r} is not a URL: write it with its scheme, e.g. http://{base}")
+    return base
+
+
+def _duration(delta: timedelta) -> str:
+    """``1h``, ``30m``, ``2d``: the way ``--lookback`` is written."""
+    seconds = int(delta.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
 
 
 def _lookback(text: str) -> timedelta:
@@ -219,6 +279,7 @@ def add_inspect_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--lookback", type=_lookback, default=timedelta(hours=1), help="how far back to search: 30m, 2h (default 1h)"
     )
+    parser.add_argument("--trace", type=_trace_id, metavar="ID", help="print the LM calls of this one trace")
     return parser
 
 
@@ -233,18 +294,28 @@ def run_inspect(args: argparse.Namespace, out: TextIO | None = None) -> int:
         The exit code: 0 (also when nothing matched), 1 when Jaeger could not be read.
     """
     out = out or sys.stdout
-    base = os.environ.get(URL_ENV) or DEFAULT_URL
     service = args.service or os.environ.get("OTEL_SERVICE_NAME") or None
-    # Each trace holds one or more LM calls; search deeper than N so filtering still finds N.
-    url = query_url(base, service, args.lookback, max(100, 10 * args.last), datetime.now(timezone.utc))
     try:
+        base = _jaeger_base()
+        if args.trace:
+            url = trace_url(base, args.trace)
+        else:  # each trace holds one or more LM calls: search deeper than N so filtering still finds N
+            url = query_url(base, service, args.lookback, max(100, 10 * args.last), datetime.now(timezone.utc))
         calls = lm_calls(fetch_traces(url), errors_only=args.errors)
     except JaegerError as exc:
         print(f"dspy-otel inspect: {exc}", file=sys.stderr)
         return 1
     if not calls:
         what = "failed LM calls" if args.errors else "LM calls"
-        out.write(f"No {what} in Jaeger at {base} for {service or 'any service'} in the last {args.lookback}.\n")
+        where = (
+            f"trace {args.trace}"
+            if args.trace
+            else f"{service or 'any service'} in the last {_duration(args.lookback)}"
+        )
+        out.write(f"No {what} in Jaeger at {base} for {where}.\n")
+        return 0
+    if args.trace:
+        out.write(format_calls(calls))
         return 0
     out.write(format_calls(calls[-args.last :]))
     return 0
