@@ -1,6 +1,6 @@
 """Where dspy-otel's time per call goes: one process, the benchmark's workload, the steps interleaved.
 
-One command, in the project venv (~8 min on 2 cores)::
+One command, in the project venv (~10 min on 2 cores)::
 
     .venv/bin/python benchmarks/breakdown.py
 
@@ -25,12 +25,17 @@ adds one thing to the one before:
 - ``not sampled``: SDK tracer provider with ``ALWAYS_OFF``: non-recording spans;
 - ``recorded``: ``ALWAYS_ON``, no span processor: spans built and ended;
 - ``exported``: ``ALWAYS_ON`` and a ``BatchSpanProcessor`` to a null exporter,
-  what the production profile does with every span sampled;
+  what the production profile does with every span sampled (metrics off, as
+  with ``configure(span_exporter=...)``: every step so far gets a no-op meter
+  provider);
+- ``metrics``: ``exported`` plus dspy-otel's metrics, recorded for every LM and
+  module call into a ``MeterProvider`` whose ``InMemoryMetricReader`` aggregates
+  and exports nothing by itself (``_metrics_cost.py``): the cost of recording;
 - ``tail errors,ratio:0.05``: what ``configure(tail_policies="errors,ratio:0.05")``
   builds with no head sampler: ``DSPyOtelSampler(DEFAULT_OFF, record_dropped=True)``
   records every span unsampled, and ``TailSamplingProcessor`` in front of the
   batch processor exports the 5 % of traces the policies keep (no background
-  thread here: every root ends).
+  thread here: every root ends); no metrics, compared with ``exported``.
 
 Part 2 times one SDK span (``start_span`` with one attribute, attach, ``end``,
 detach) alone: in a tight loop, and with ~0.5 MB of JSON work between spans,
@@ -42,6 +47,9 @@ the workload's (an LM call, then its root) are handed to the tail processor of
 part 1's step or to a no-op processor, in shuffled paired rounds (CPU time of
 the calling thread); the tail processor first sees 10,000 traces, so that its
 memory of decided traces is full, as in a long-running service.
+
+Part 4 times the recording of one workload call's metrics alone, against
+recording nothing, in shuffled paired rounds (``_metrics_cost.py``).
 """
 
 from __future__ import annotations
@@ -54,12 +62,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from opentelemetry import context, trace
+from opentelemetry import context, metrics, trace
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from _metrics_cost import lm_calls_counted, metered, part_four
 from _null_exporter import NullExporter
 from _paired import paired, shuffled_rounds, times
 from _tail_spans import POLICIES, record_only_provider, tail_processor, workload_traces
@@ -69,27 +78,40 @@ from run import ROOT, fake_server
 
 DEFAULTS = "DSPy defaults"
 TAIL = f"tail {POLICIES}"
-STEPS = (DEFAULTS, "none", "no-op tracer", "not sampled", "recorded", "exported", TAIL)
+STEPS = (DEFAULTS, "none", "no-op tracer", "not sampled", "recorded", "exported", "metrics", TAIL)
+BUILDS_ON = {TAIL: "exported"}  # the step each adds to, when not the one listed before it
 HISTORY_CAP = 10_000
 WARMUP = 100  # calls per step before the rounds
 BLOCK_WARMUP = 20  # untimed calls at the start of every block
 TAIL_WARM_TRACES = 50  # untimed traces at the start of every block of part 3
 
 
-def provider_for(step: str) -> tuple[trace.TracerProvider | None, NullExporter | None]:
-    """The tracer provider of one step (``None``: not instrumented) and its exporter."""
+class Setup(NamedTuple):
+    """One step's providers (``tracer``: ``None`` when not instrumented), exporter and metric reader."""
+
+    tracer: trace.TracerProvider | None = None
+    exporter: NullExporter | None = None
+    meter: metrics.MeterProvider = metrics.NoOpMeterProvider()
+    reader: Any = None
+
+
+def setup_for(step: str) -> Setup:
+    """The providers of one step."""
     if step in {DEFAULTS, "none"}:
-        return None, None
+        return Setup()
     if step == "no-op tracer":
-        return trace.NoOpTracerProvider(), None
+        return Setup(trace.NoOpTracerProvider())
     exporter = NullExporter()
     if step == TAIL:
-        return record_only_provider(tail_processor(BatchSpanProcessor(exporter))), exporter
+        return Setup(record_only_provider(tail_processor(BatchSpanProcessor(exporter))), exporter)
     provider = TracerProvider(sampler=sampling.ALWAYS_OFF if step == "not sampled" else sampling.ALWAYS_ON)
-    if step != "exported":
-        return provider, None
+    if step not in {"exported", "metrics"}:
+        return Setup(provider)
     provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider, exporter
+    if step == "exported":
+        return Setup(provider, exporter)
+    meter, reader = metered()
+    return Setup(provider, exporter, meter, reader)
 
 
 def part_one(url: str, block: int, rounds: int, seed: int) -> float:
@@ -108,16 +130,16 @@ def part_one(url: str, block: int, rounds: int, seed: int) -> float:
         program(question=QUESTION)
     restore = retention.switch_off()
     instrumentor = DSPyInstrumentor()
-    setups = {step: provider_for(step) for step in STEPS}
+    setups = {step: setup_for(step) for step in STEPS}
     calls_made = dict.fromkeys(STEPS, 0)
 
     def run_block(step: str, calls: int, warmup: int) -> float:
         nonlocal restore
         if step == DEFAULTS:
             restore()
-        provider = setups[step][0]
+        provider = setups[step].tracer
         if provider is not None:
-            instrumentor.instrument(tracer_provider=provider, settings=settings)
+            instrumentor.instrument(tracer_provider=provider, meter_provider=setups[step].meter, settings=settings)
         gc.collect()
         for _ in range(warmup):
             program(question=QUESTION)
@@ -136,29 +158,44 @@ def part_one(url: str, block: int, rounds: int, seed: int) -> float:
         run_block(step, WARMUP, 0)
     samples = shuffled_rounds(STEPS, rounds, lambda step: run_block(step, block, BLOCK_WARMUP), seed)
     restore()
-    history = paired(samples[DEFAULTS], samples["none"])
     print(
         f"Part 1: ChainOfThought workload, {rounds} rounds x {block} calls per step, steps shuffled every round "
         f"(seed {seed}), {BLOCK_WARMUP} untimed calls at the start of each block; CPU µs per call: medians of the "
         "per-round (paired) differences [first quartile, third quartile]\n"
     )
-    print("| step | CPU µs/call (median) | vs none | vs none, in DSPy's history costs | vs the step before |")
-    print("|---|--:|--:|--:|--:|")
+    return report_steps(samples, setups, calls_made)
+
+
+def report_steps(samples: dict[str, list[float]], setups: dict[str, Setup], calls_made: dict[str, int]) -> float:
+    """Print part 1's table and checks; returns DSPy's history cost (median paired difference, CPU µs per call)."""
+    history = paired(samples[DEFAULTS], samples["none"])
+    print(
+        "| step | CPU µs/call (median) | vs none | vs none, in DSPy's history costs | adds to | vs the step it adds to "
+        "| the same, in DSPy's history costs |"
+    )
+    print("|---|--:|--:|--:|---|--:|--:|")
     for index, step in enumerate(STEPS):
         versus = paired(samples[step], samples["none"])
-        before = paired(samples[step], samples[STEPS[index - 1]]).cell() if index > 0 else ""
         cells = [step, f"{statistics.median(samples[step]):,.0f}", versus.cell(), times(versus.median, history.median)]
-        print("| " + " | ".join([*cells, before]) + " |")
+        base = BUILDS_ON.get(step, STEPS[index - 1]) if index > 0 else ""
+        added = paired(samples[step], samples[base]) if base else None
+        cells += [base, added.cell() if added else "", times(added.median, history.median) if added else ""]
+        print("| " + " | ".join(cells) + " |")
     tail_vs_recorded = paired(samples[TAIL], samples["recorded"])
+    metrics_cost = paired(samples["metrics"], samples["exported"])
     print(
         f"\nDSPy's history at its cap (DSPy defaults vs none): {history.cell()} µs per call. "
-        f"`{TAIL}` vs `recorded` (spans built and ended, no processor): {tail_vs_recorded.cell()} µs per call."
+        f"`{TAIL}` vs `recorded` (spans built and ended, no processor): {tail_vs_recorded.cell()} µs per call. "
+        f"`metrics` vs `exported` (dspy-otel's metrics recorded): {metrics_cost.cell()} µs per call = "
+        f"{times(metrics_cost.median, history.median)} DSPy's history cost (goal ≤ 5 µs; part 4 resolves it)."
     )
-    for step in ("exported", TAIL):
-        provider, exporter = setups[step]
+    for step in ("exported", "metrics", TAIL):
+        provider, exporter = setups[step].tracer, setups[step].exporter
         if isinstance(provider, TracerProvider) and exporter is not None:
             provider.force_flush()
             print(f"spans exported per call in the `{step}` step: {exporter.spans / calls_made[step]:.3g}")
+    counted = lm_calls_counted(setups["metrics"].reader)
+    print(f"LM calls counted by `dspy.lm.calls` in the `metrics` step: {counted:,} of {calls_made['metrics']:,} calls")
     return history.median
 
 
@@ -239,15 +276,19 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=3000, help="spans timed in part 2")
     parser.add_argument("--tail-rounds", type=int, default=100, help="rounds of part 3")
     parser.add_argument("--tail-traces", type=int, default=1000, help="traces per block of part 3")
+    parser.add_argument("--metrics-rounds", type=int, default=100, help="rounds of part 4")
+    parser.add_argument("--metrics-calls", type=int, default=2000, help="calls per block of part 4")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled orders")
     args = parser.parse_args()
-    if min(args.block, args.rounds, args.spans, args.tail_rounds, args.tail_traces) < 1:
-        parser.error("--block, --rounds, --spans, --tail-rounds and --tail-traces must be at least 1")
+    counts = (args.block, args.rounds, args.spans, args.tail_rounds, args.tail_traces, args.metrics_rounds)
+    if min(*counts, args.metrics_calls) < 1:
+        parser.error("--block, --rounds, --spans, --tail-* and --metrics-* must be at least 1")
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     with fake_server(sys.executable, ROOT / "src") as url:
         history_us = part_one(url, args.block, args.rounds, args.seed)
     part_two(args.spans)
     part_three(args.tail_rounds, args.tail_traces, args.seed, history_us)
+    part_four(args.metrics_rounds, args.metrics_calls, args.seed, history_us)
 
 
 if __name__ == "__main__":
