@@ -2,9 +2,14 @@
 
 ``python prefork_app.py API_BASE MODE WORKERS CALLS TAIL EXPORT``: the master
 calls ``dspy_otel.configure()``, runs ``CALLS`` ``dspy.Predict`` calls, starts a
-thread that keeps calling (so spans are in flight in another thread at every
-fork), forks ``WORKERS`` workers that each run ``CALLS`` calls, reaps them within
-a deadline, and prints a JSON summary as its last line. Every question names
+thread that keeps running a traced module (``Busy``, calling the tool ``tick``)
+so spans are in flight in another thread at every fork, forks ``WORKERS``
+workers that each run ``CALLS`` calls, reaps them within a deadline, and prints
+a JSON summary as its last line. The thread does not call the LM: DSPy 3.4.1's
+lm15 engine holds an ``RLock`` while it plans a call, and a fork at that moment
+leaves the child's engine locked for good (a hang in DSPy, seen here first, not
+in dspy-otel). A worker that hangs anyway dumps its threads' stacks to stderr
+before its deadline. Every question names
 its process (``master call 3``, ``worker-1 call 0``); content capture is on, so
 each exported LM span says who made it. With ``TAIL=1`` the tail policy is
 ``errors`` and every other call fails.
@@ -27,6 +32,7 @@ before forking, so its workers inherit a pooled connection).
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import multiprocessing
 import os
@@ -75,6 +81,23 @@ class JsonLinesExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+def tick(n: int) -> int:
+    """Count one up."""
+    return n + 1
+
+
+class Busy(dspy.Module):  # type: ignore[misc]  # dspy ships no type information
+    """A module span with a tool span under it, and no LM call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tick = dspy.Tool(tick)
+
+    def forward(self, n: int) -> int:
+        result: int = self.tick(n=n)
+        return result
+
+
 def run_calls(who: str, calls: int, tail: bool) -> int:
     """Run ``calls`` Predict calls (every other one failing with ``tail``); return how many LM spans to expect."""
     predict = dspy.Predict("question -> answer")
@@ -103,6 +126,7 @@ def wait_until_exported(exporter: JsonLinesExporter, lm_spans: int) -> bool:
 
 def worker(mode: str, who: str, calls: int, tail: bool, exporter: SpanExporter | None) -> None:
     """One worker's life, in the forked child."""
+    faulthandler.dump_traceback_later(DEADLINE_S * 0.75, exit=True)  # a hung worker says where, then leaves
     if mode == "fork":
         code = 1
         try:
@@ -174,13 +198,12 @@ def main(argv: list[str]) -> int:
     if exporter is None:
         provider.force_flush()
     pending = exporter is not None and not exporter.path().exists()  # the master's spans are queued at fork time
-    stop, busy_calls = threading.Event(), [0]
+    stop, busy_runs = threading.Event(), [0]
 
     def keep_calling() -> None:
-        predict = dspy.Predict("question -> answer")
+        module = Busy()
         while not stop.is_set():
-            predict(question=f"master call {busy_calls[0]} from a thread")
-            busy_calls[0] += 1
+            busy_runs[0] = module(n=busy_runs[0])
 
     busy = threading.Thread(target=keep_calling, daemon=True)
     busy.start()
@@ -188,9 +211,9 @@ def main(argv: list[str]) -> int:
     stop.set()
     busy.join(DEADLINE_S)
     dspy_otel.shutdown()
-    expected = {"master": master + (0 if tail else busy_calls[0])}
-    expected.update({f"worker-{n}": calls // 2 if tail else calls for n in range(workers)})
-    print(json.dumps({"ok": ok, "master_pid": os.getpid(), "pending_at_fork": pending, "lm_spans": expected}))
+    expected = {"master": master, **{f"worker-{n}": calls // 2 if tail else calls for n in range(workers)}}
+    summary = {"ok": ok, "master_pid": os.getpid(), "pending_at_fork": pending, "lm_spans": expected}
+    print(json.dumps({**summary, "busy_runs": 0 if tail else busy_runs[0]}))
     return 0 if ok else 2
 
 

@@ -35,6 +35,7 @@ from dspy_otel._fake_lm import FakeOpenAIServer
 APP = Path(__file__).with_name("prefork_app.py")
 WORKERS, CALLS = 3, 4
 LM_SPAN = "chat gpt-4o-mini"
+BUSY_TOOL = "execute_tool tick"
 WHO = re.compile(r"(master|worker-\d+) call \d+")
 
 
@@ -134,11 +135,16 @@ def who(record: dict[str, Any]) -> str:
 
 
 def assert_exported_once(records: list[dict[str, Any]], summary: dict[str, Any], tail: bool) -> None:
-    """Each span once; each call one trace of Predict -> LM; each process's LM spans all there; tail: errors only."""
+    """Each span once; each run one whole trace (Predict -> LM, Busy -> tool); all of them there; tail: errors only."""
     assert summary["ok"]
     assert [i for i, n in Counter(r["span_id"] for r in records).items() if n > 1] == []
-    assert {r["name"] for r in records} == {"Predict", LM_SPAN}
     by_id = {r["span_id"]: r for r in records}
+    busy = [r for r in records if r["name"] == "Busy"]
+    ticks = [r for r in records if r["name"] == BUSY_TOOL]
+    assert len(busy) == len(ticks) == summary["busy_runs"], "every run of the master's thread, once"
+    assert all(by_id[t["parent_id"]]["name"] == "Busy" for t in ticks)
+    records = [r for r in records if r["name"] not in ("Busy", BUSY_TOOL)]
+    assert {r["name"] for r in records} == {"Predict", LM_SPAN}
     lm_spans = [r for r in records if r["name"] == LM_SPAN]
     assert Counter(who(r) for r in lm_spans) == Counter(summary["lm_spans"])
     for lm_span in lm_spans:
@@ -147,6 +153,7 @@ def assert_exported_once(records: list[dict[str, Any]], summary: dict[str, Any],
     predicts = [r for r in records if r["name"] == "Predict"]
     assert all(p["parent_id"] is None for p in predicts)
     assert len(predicts) == len(lm_spans) == len({r["trace_id"] for r in records})
+    assert len({r["trace_id"] for r in busy + ticks}) == len(busy)
     if tail:
         assert all(r["error"] for r in records), "the tail sampler keeps the failed calls only"
 
@@ -154,6 +161,8 @@ def assert_exported_once(records: list[dict[str, Any]], summary: dict[str, Any],
 def assert_each_process_exported_its_own(files: dict[int, list[dict[str, Any]]], summary: dict[str, Any]) -> None:
     """One file per process; a file holds the spans of the process that wrote it, its Predict spans included."""
     owners = {}
+    busy_runs = {pid: sum(r["name"] == "Busy" for r in records) for pid, records in files.items()}
+    assert busy_runs[summary["master_pid"]] == sum(busy_runs.values()), "the master's thread ran in the master only"
     for pid, records in files.items():
         (owner,) = {who(r) for r in records if r["name"] == LM_SPAN}
         lm_parents = {r["parent_id"] for r in records if r["name"] == LM_SPAN}
@@ -179,6 +188,7 @@ def test_every_worker_exports_its_spans_once(
 ) -> None:
     summary = run_app(fake_server, mode, tail, str(tmp_path))
     assert summary["pending_at_fork"], "the master's spans were still queued when it forked"
+    assert tail or summary["busy_runs"] > 0, "the master's thread was tracing across the forks"
     files = read_files(tmp_path)
     assert_exported_once([r for records in files.values() for r in records], summary, tail)
     assert_each_process_exported_its_own(files, summary)
