@@ -5,15 +5,26 @@ PYTHON ?= python3
 
 .PHONY: setup demo test lint prereqs
 
-setup: $(VENV)/.installed
-
-$(VENV)/.installed: pyproject.toml
+# The venv itself, on a Python >= 3.10.
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "make: dspy-otel needs Python >= 3.10; $(PYTHON) is $$($(PYTHON) --version 2>&1) (set PYTHON=python3.x)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,instruments]"
+
+# `make demo` needs the package and DSPy only.
+$(VENV)/.installed-demo: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[instruments]"
 	touch $@
 
-demo: setup
+# `make test` needs the test toolchain too (pytest, ruff, mypy, ...); it covers the demo's needs.
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[test,instruments]"
+	touch $@ $(VENV)/.installed-demo
+
+demo: $(VENV)/.installed-demo
 	$(VENV)/bin/dspy-otel demo
 
 lint: setup
@@ -27,3 +38,4 @@ prereqs: setup
 
 test: lint prereqs
 	$(VENV)/bin/pytest
+
