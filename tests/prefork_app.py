@@ -2,14 +2,15 @@
 
 ``python prefork_app.py API_BASE MODE WORKERS CALLS TAIL EXPORT``: the master
 calls ``dspy_otel.configure()``, runs ``CALLS`` ``dspy.Predict`` calls, starts a
-thread that keeps running a traced module (``Busy``, calling the tool ``tick``)
-so spans are in flight in another thread at every fork, forks ``WORKERS``
-workers that each run ``CALLS`` calls, reaps them within a deadline, and prints
-a JSON summary as its last line. The thread does not call the LM: DSPy 3.4.1's
-lm15 engine holds an ``RLock`` while it plans a call, and a fork at that moment
-leaves the child's engine locked for good (a hang in DSPy, seen here first, not
-in dspy-otel). A worker that hangs anyway dumps its threads' stacks to stderr
-before its deadline. Every question names
+thread that keeps tracing (spans ``Busy`` > ``tick`` through the same provider,
+batch processor and tail sampler) so spans are in flight in another thread at
+every fork, forks ``WORKERS`` workers that each run ``CALLS`` calls, reaps them
+within a deadline, and prints a JSON summary as its last line. The thread uses
+the OpenTelemetry API, not DSPy: a thread inside DSPy at fork time can leave a
+lock of DSPy (the lm15 engine's ``RLock``) or of pydantic (``functools.
+cached_property``'s on Python 3.11) held in the child, which then hangs for
+good; both were seen here, and neither is dspy-otel's to fix. A worker that
+hangs anyway dumps its threads' stacks to stderr before its deadline. Every question names
 its process (``master call 3``, ``worker-1 call 0``); content capture is on, so
 each exported LM span says who made it. With ``TAIL=1`` the tail policy is
 ``errors`` and every other call fails.
@@ -79,23 +80,6 @@ class JsonLinesExporter(SpanExporter):
         with self.path().open("a", encoding="utf-8") as file:
             file.write("".join(json.dumps(span_record(s)) + "\n" for s in spans))
         return SpanExportResult.SUCCESS
-
-
-def tick(n: int) -> int:
-    """Count one up."""
-    return n + 1
-
-
-class Busy(dspy.Module):  # type: ignore[misc]  # dspy ships no type information
-    """A module span with a tool span under it, and no LM call."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tick = dspy.Tool(tick)
-
-    def forward(self, n: int) -> int:
-        result: int = self.tick(n=n)
-        return result
 
 
 def run_calls(who: str, calls: int, tail: bool) -> int:
@@ -201,9 +185,11 @@ def main(argv: list[str]) -> int:
     stop, busy_runs = threading.Event(), [0]
 
     def keep_calling() -> None:
-        module = Busy()
+        tracer = provider.get_tracer("prefork-app")
         while not stop.is_set():
-            busy_runs[0] = module(n=busy_runs[0])
+            with tracer.start_as_current_span("Busy"), tracer.start_as_current_span("tick"):
+                time.sleep(0.001)
+            busy_runs[0] += 1
 
     busy = threading.Thread(target=keep_calling, daemon=True)
     busy.start()

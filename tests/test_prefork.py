@@ -35,7 +35,7 @@ from dspy_otel._fake_lm import FakeOpenAIServer
 APP = Path(__file__).with_name("prefork_app.py")
 WORKERS, CALLS = 3, 4
 LM_SPAN = "chat gpt-4o-mini"
-BUSY_TOOL = "execute_tool tick"
+BUSY_TOOL = "tick"
 WHO = re.compile(r"(master|worker-\d+) call \d+")
 
 
