@@ -1,4 +1,4 @@
-# The two commands a newcomer runs: `make demo` and `make test` (CI runs `make test`).
+# The two commands a newcomer runs: `make demo` and `make test` (CI runs `make test`); `make stack` for Jaeger.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
@@ -7,7 +7,7 @@ GO_DIR ?= /usr/local/go/bin
 export GO_DIR
 export PATH := $(PATH)$(if $(GO_DIR),:$(GO_DIR))
 
-.PHONY: setup demo test lint prereqs pytest
+.PHONY: setup demo test lint prereqs pytest stack
 
 # The venv itself, on a Python >= 3.10.
 $(PY):
@@ -48,3 +48,8 @@ test: lint pytest
 pytest: prereqs
 	PYTHONPATH=tests$${PYTHONPATH:+:$$PYTHONPATH} $(VENV)/bin/pytest -p skip_summary $(PYTEST_ARGS)
 
+
+# The collector and Jaeger of the integration tests, on localhost and without Docker: OTLP on 4317/4318, Jaeger UI
+# on 16686. Ctrl-C stops both. Other ports: make stack STACK_FLAGS="--otlp-grpc-port 14317 --ui-port 16687".
+stack:
+	$(PYTHON) scripts/run_stack.py $(STACK_FLAGS)

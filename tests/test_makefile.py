@@ -39,3 +39,8 @@ def test_test_installs_the_test_toolchain(tmp_path: Path) -> None:
     assert commands[-1].rstrip().endswith(f"{tmp_path}/venv/bin/pytest -p skip_summary")
     # The full install satisfies the demo too: no second install before `make demo`.
     assert f"touch {tmp_path}/venv/.installed {tmp_path}/venv/.installed-demo" in commands
+
+
+def test_stack_runs_the_script_with_the_flags_given(tmp_path: Path) -> None:
+    commands = _dry_run("stack", tmp_path / "venv", "STACK_FLAGS=--ui-port 16687")
+    assert commands == ["python3 scripts/run_stack.py --ui-port 16687"]  # no venv needed: the standard library only

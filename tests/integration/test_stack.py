@@ -1,0 +1,223 @@
+"""``make stack`` (scripts/run_stack.py): the tests' collector and Jaeger on localhost, without Docker.
+
+The tests marked ``integration`` start the real script on free ports, send it
+the demo, find the traces in Jaeger through the URL it printed, and stop it;
+the others check its settings and its refusal of a busy port without binaries.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from conftest import run_demo
+from integration.processes import CONFIG_DIR, REPO, Binaries, Jaeger, free_port, wait_for
+
+SCRIPT = REPO / "scripts" / "run_stack.py"
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+
+
+@functools.cache
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("run_stack", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _free_ports() -> dict[str, int]:
+    return {flag: free_port() for flag, _, _ in _script().PORTS}
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@dataclass
+class RunningStack:
+    popen: subprocess.Popen[bytes]
+    ports: dict[str, int]
+    output: Path
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def line(self, pattern: str) -> re.Match[str]:
+        found = re.search(pattern, self.text())
+        assert found is not None, f"{pattern!r} not in the stack's output:\n{self.text()}"
+        return found
+
+    def pids(self) -> tuple[int, int]:
+        found = self.line(r"collector pid (\d+), jaeger pid (\d+)")
+        return int(found[1]), int(found[2])
+
+    def stop(self, signum: int) -> int:
+        self.popen.send_signal(signum)
+        return self.popen.wait(timeout=STOP_TIMEOUT_S)
+
+
+StartStack = Callable[..., RunningStack]
+
+
+@pytest.fixture
+def start_stack(binaries: Binaries, tmp_path: Path) -> Iterator[StartStack]:
+    """``start_stack(**env)`` runs the script on free ports and waits for its ready line (stopped after the test)."""
+    running: list[RunningStack] = []
+
+    def start(**env: str) -> RunningStack:
+        ports = _free_ports()
+        command = [sys.executable, str(SCRIPT), "--log-dir", str(tmp_path / "logs")]
+        command += ["--collector", str(binaries.collector), "--jaeger", str(binaries.jaeger)]
+        for flag, port in ports.items():
+            command += [f"--{flag}", str(port)]
+        output = tmp_path / "stack.out"
+        with output.open("wb") as sink:
+            popen = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **env})
+        stack = RunningStack(popen, ports, output)
+        running.append(stack)
+        wait_for(
+            "the stack's ready line",
+            lambda: "stack: ready" in stack.text() or popen.poll() is not None,
+            READY_TIMEOUT_S,
+        )
+        assert popen.poll() is None, stack.text()
+        return stack
+
+    yield start
+    for stack in running:
+        if stack.popen.poll() is None:
+            stack.popen.kill()
+            stack.popen.wait(timeout=STOP_TIMEOUT_S)
+
+
+def test_the_stack_sets_every_endpoint_the_configs_read() -> None:
+    script = _script()
+    ports = script.Ports("127.0.0.1", *range(4317, 4328))
+    collector, jaeger = script.collector_env(ports, {}), script.jaeger_env(ports)
+    for config, env in (("otel-collector.yaml", collector), ("jaeger.yaml", jaeger)):
+        read = set(re.findall(r"\$\{env:(DSPY_OTEL_\w+(?:ENDPOINT|HOST|PORT)):-", (CONFIG_DIR / config).read_text()))
+        assert read <= set(env), f"{config} reads {sorted(read - set(env))}, which the stack leaves at their defaults"
+    assert collector["DSPY_OTEL_COLLECTOR_JAEGER_ENDPOINT"] == jaeger["DSPY_OTEL_JAEGER_OTLP_GRPC_ENDPOINT"]
+    listening = [v for v in [*collector.values(), *jaeger.values()] if re.fullmatch(r"[\d.]+:\d+", v)]
+    listening.remove(collector["DSPY_OTEL_COLLECTOR_JAEGER_ENDPOINT"])  # where the collector sends, not listens
+    ports_used = [v.rsplit(":", 1)[1] for v in listening]
+    ports_used += [collector["DSPY_OTEL_COLLECTOR_METRICS_PORT"], jaeger["DSPY_OTEL_JAEGER_METRICS_PORT"]]
+    assert len(ports_used) == len(set(ports_used)) == 11
+    assert collector["DSPY_OTEL_COLLECTOR_SAMPLE_PERCENT"] == "100"
+    assert (
+        script.collector_env(ports, {"DSPY_OTEL_COLLECTOR_SAMPLE_PERCENT": "10"})["DSPY_OTEL_COLLECTOR_SAMPLE_PERCENT"]
+        == "10"
+    )
+
+
+def test_the_readme_ports_are_the_defaults() -> None:
+    defaults = {flag: port for flag, port, _ in _script().PORTS}
+    assert defaults == {
+        "otlp-grpc-port": 4317,
+        "otlp-http-port": 4318,
+        "ui-port": 16686,
+        "prometheus-port": 8889,
+        "health-port": 13133,
+        "telemetry-port": 8888,
+    }
+
+
+def test_a_busy_port_is_named_and_nothing_starts(tmp_path: Path) -> None:
+    ports = _free_ports()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", ports["ui-port"]))
+        busy.listen()
+        args = [f"--{flag}={port}" for flag, port in ports.items()]
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(SCRIPT),
+                *args,
+                "--collector",
+                str(tmp_path / "none"),
+                "--jaeger",
+                str(tmp_path / "none"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"stack: in use on 127.0.0.1: {ports['ui-port']} (Jaeger UI and query API, --ui-port)" in done.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.integration
+def test_the_demo_reaches_jaeger_through_the_stack_and_ctrl_c_stops_it(start_stack: StartStack, tmp_path: Path) -> None:
+    stack = start_stack(DSPY_OTEL_COLLECTOR_DECISION_WAIT="1s")
+    ports = stack.ports
+    # What the script tells the user is what works: the demo command and the UI's address.
+    endpoint = stack.line(r"`OTEL_EXPORTER_OTLP_ENDPOINT=(\S+) dspy-otel demo`")[1]
+    assert endpoint == f"http://localhost:{ports['otlp-grpc-port']}"
+    ui = stack.line(r"Jaeger UI +(\S+)")[1]
+    assert ui == f"http://localhost:{ports['ui-port']}"
+    service = f"stack-{uuid.uuid4().hex[:8]}"
+    stdout = run_demo(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_SERVICE_NAME=service)
+    assert f"exporting over OTLP to the collector at localhost:{ports['otlp-grpc-port']}" in stdout
+
+    jaeger = Jaeger("", ui)
+
+    def arrived() -> bool:
+        traces = jaeger.traces(service)
+        names = {span["name"] for spans in traces.values() for span in spans.values()}
+        failed = [t for t in traces.values() if any(s.get("status", {}).get("code") == 2 for s in t.values())]
+        return {"ReAct", "execute_tool _weather", "chat gpt-4o-mini"} <= names and len(failed) == 1
+
+    wait_for("the demo's traces in the stack's Jaeger", arrived, timeout_s=60)
+
+    pids = stack.pids()
+    assert stack.stop(signal.SIGINT) == 0  # what Ctrl-C sends
+    assert stack.text().rstrip().splitlines()[-1].startswith("stack: stopped")
+    assert all(_gone(pid) for pid in pids)
+    assert all(_refused(port) for port in ports.values())
+
+
+@pytest.mark.integration
+def test_sigterm_stops_both(start_stack: StartStack) -> None:
+    stack = start_stack()
+    pids = stack.pids()
+    assert stack.stop(signal.SIGTERM) == 0
+    assert all(_gone(pid) for pid in pids)
+    assert all(_refused(port) for port in stack.ports.values())
+
+
+@pytest.mark.integration
+def test_a_process_that_dies_stops_the_other_and_fails(start_stack: StartStack) -> None:
+    stack = start_stack()
+    collector, jaeger = stack.pids()
+    os.kill(collector, signal.SIGKILL)
+    assert stack.popen.wait(timeout=STOP_TIMEOUT_S) == 1
+    assert f"stack: collector exited with status -{signal.SIGKILL.value}" in stack.text()
+    assert _gone(jaeger)
