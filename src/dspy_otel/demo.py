@@ -6,10 +6,13 @@ and one deliberate failure, with the ``development`` profile (everything
 sampled, content captured, a window of recent calls).
 
 Where the spans go: to the OTLP collector at ``OTEL_EXPORTER_OTLP_ENDPOINT``
-(default ``localhost:4317``, e.g. ``docker compose up -d``) when one answers
-there; otherwise to ``dspy-otel-demo-traces.jsonl`` in OTLP-JSON, one export
-request per line (the collector's ``otlpjsonfile`` receiver reads it), plus a
-trace tree printed at the end. The demo says which one it used.
+(default ``localhost:4317``; in a checkout ``make stack`` or ``docker compose
+up -d`` runs one with Jaeger) when one answers there; otherwise to
+``dspy-otel-demo-traces.jsonl`` in OTLP-JSON, one export request per line (the
+collector's ``otlpjsonfile`` receiver reads it), plus a trace tree printed at
+the end. The demo says which one it used, and how to start a collector: with
+``make stack`` or Docker when it runs from a checkout, else where the README
+tells (an installed wheel has no compose file).
 """
 
 from __future__ import annotations
@@ -28,6 +31,20 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 TRACE_FILE = Path("dspy-otel-demo-traces.jsonl")
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+README_SECTION = "'Collector and Jaeger' in dspy-otel's README"
+
+
+def checkout() -> Path | None:
+    """The source checkout this module runs from (``pip install -e``), or ``None`` (an installed wheel)."""
+    root = Path(__file__).resolve().parents[2]  # <root>/src/dspy_otel/demo.py
+    return root if (root / "docker-compose.yml").is_file() and (root / "Makefile").is_file() else None
+
+
+def start_hint(root: Path | None) -> str:
+    """How to start a collector and Jaeger: the checkout's own ways, else the README (a wheel has neither)."""
+    if root is None:
+        return f"to run one with Jaeger, see {README_SECTION}"
+    return f"start one with Jaeger: `make stack` (no Docker) or `docker compose up -d`, in {root}"
 
 
 def collector_endpoint() -> tuple[str, int]:
@@ -133,7 +150,7 @@ def run() -> int:
         TRACE_FILE.unlink(missing_ok=True)
         file_exporter = OtlpJsonFileExporter(TRACE_FILE)
         print(
-            f"demo: no collector at {host}:{port} (start one with `docker compose up -d`); "
+            f"demo: no collector at {host}:{port} ({start_hint(checkout())}); "
             f"falling back to OTLP-JSON in {TRACE_FILE.resolve()} and a summary below"
         )
     dspy_otel.configure(span_exporter=file_exporter)
