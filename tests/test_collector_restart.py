@@ -40,7 +40,7 @@ def test_export_resumes_when_the_collector_is_back(protocol: str, lm: Any, monke
     with receiver(port) as (_, after):
         for i in range(3):
             program(question=f"after the restart {i}")
-        got = wait_for(lambda: all(f"after the restart {i}".encode() in b"".join(after.bodies) for i in range(3)), 20)
+        got = wait_for(lambda: all(f"after the restart {i}".encode() in b"".join(after.bodies) for i in range(3)), 30)
         assert got, "spans made after the collector came back did not arrive"
 
 

@@ -71,7 +71,7 @@ def shared_lm(busy_server: FakeOpenAIServer) -> Iterator[Any]:
 def assert_one_trace_per_run(spans: list[ReadableSpan], runs: int) -> None:
     """Each run exactly once: a root ``Task`` span, its Predict, the Predict's LM call, all in the run's own trace."""
     assert [i for i, n in Counter(s.context.span_id for s in spans).items() if n > 1] == []
-    assert Counter(s.name for s in spans) == {"Task": runs, "Predict": runs, LM_SPAN: runs}
+    assert Counter(s.name for s in spans) == {"Task": runs, "Predict predict": runs, LM_SPAN: runs}
     assert all(s.status.status_code is StatusCode.UNSET for s in spans)
     by_id = {s.context.span_id: s for s in spans}
     tasks = {attr(s, "app.task"): s for s in spans if s.name == "Task"}
@@ -83,7 +83,7 @@ def assert_one_trace_per_run(spans: list[ReadableSpan], runs: int) -> None:
         assert found, "the LM span's prompt names its run"
         task = tasks[int(found.group(1))]
         predict = by_id[parent_id(lm_span)]
-        assert predict.name == "Predict"
+        assert predict.name == "Predict predict"
         assert parent_id(predict) == task.context.span_id, "the LM call hangs under the Predict of its own run"
         assert lm_span.context.trace_id == predict.context.trace_id == task.context.trace_id
 

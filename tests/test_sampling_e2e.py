@@ -60,8 +60,8 @@ def by_trace(spans: list[ReadableSpan]) -> dict[int, list[ReadableSpan]]:
     return traces
 
 
-WHOLE_FAILED = sorted(["Pipeline", "ChainOfThought", LM_SPAN])  # the Predict never runs
-WHOLE_OK = sorted(["Pipeline", "ChainOfThought", LM_SPAN, "Predict", LM_SPAN])
+WHOLE_FAILED = sorted(["Pipeline", "ChainOfThought think", LM_SPAN])  # the Predict never runs
+WHOLE_OK = sorted(["Pipeline", "ChainOfThought think", LM_SPAN, "Predict check", LM_SPAN])
 
 
 def test_tail_errors_exports_exactly_the_failed_runs_each_whole(traced: Callable[..., Traced], lm: Any) -> None:

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from dspy_otel._config import Settings
 
 _patch_lock = threading.Lock()
+_MAX_RECONNECT_BACKOFF_MS = 5_000
 
 
 def build_exporters(settings: Settings, bad_env: Mapping[str, str]) -> list[SpanExporter]:
@@ -60,6 +61,9 @@ def otlp_options(settings: Settings, signal: str) -> dict[str, Any]:
             "endpoint": endpoint,
             "insecure": settings.otlp_insecure,
             "compression": compressions.get(settings.otlp_compression, Compression.NoCompression),
+            # gRPC waits up to 2 minutes between reconnections by default: after a collector restart,
+            # export should resume within seconds
+            "channel_options": (("grpc.max_reconnect_backoff_ms", _MAX_RECONNECT_BACKOFF_MS),),
         }
     from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 

@@ -30,7 +30,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from dspy_otel._attributes import MODULE_CLASS
 from dspy_otel._window import Window, current_window
-from dspy_otel.instrumentation import _content, _lm, _outcome
+from dspy_otel.instrumentation import _content, _lm, _modules, _outcome
 from dspy_otel.metrics.instruments import Instruments
 from dspy_otel.sampling._scopes import debugging
 
@@ -57,13 +57,17 @@ class LMCall:
 
 @dataclass(slots=True)
 class Handle:
-    """An open span, the context token to restore; for LM spans the call, for module metrics the class."""
+    """An open span and the context token to restore.
+
+    For LM spans the call; for module spans the class (metrics) and whether content is captured.
+    """
 
     span: Span
     token: object
     call: LMCall | None = None
     module: str | None = None
     started_ns: int = 0
+    capture: bool = False
 
 
 _LM_CALL: ContextVar[Handle | None] = ContextVar("dspy_otel_lm_call", default=None)
@@ -107,8 +111,12 @@ class SpanHooks:
         self._secrets: set[str] = set()  # credential values of traced LMs, scrubbed from every error
         self._folding = _folding_classes()
 
-    def _open(self, name: str, kind: SpanKind, attributes: dict[str, Any], folds: Any = None) -> Handle | None:
+    def _open(
+        self, name: str, kind: SpanKind, attributes: dict[str, Any], folds: Any = None, module: Any = None
+    ) -> Handle | None:
         """Start a span and make it current; ``folds``: the predictor this span also stands for.
+
+        ``module``: the module instance the span stands for (its children find their name in it).
 
         Returns ``None`` (no span) inside ``dspy_otel.suppress()`` or any instrumentation suppression.
         """
@@ -118,6 +126,8 @@ class SpanHooks:
         context = trace.set_span_in_context(span)
         if folds is not None:
             context = otel_context.set_value(_FOLDED, folds, context)
+        if module is not None:
+            context = otel_context.set_value(_modules.CURRENT, module, context)
         return Handle(span, otel_context.attach(context))
 
     def start_module(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
@@ -129,9 +139,20 @@ class SpanHooks:
             return None
         cls = type(instance)
         folds = getattr(instance, "predict", None) if isinstance(instance, self._folding) else None
-        handle = self._open(cls.__name__, SpanKind.INTERNAL, {MODULE_CLASS: cls.__qualname__}, folds)
-        if handle is not None and self._instruments is not None:
-            handle.module, handle.started_ns = cls.__qualname__, time.perf_counter_ns()
+        path, signature = _modules.identity(instance)
+        attributes: dict[str, Any] = {MODULE_CLASS: cls.__qualname__}
+        if path:
+            attributes[_modules.MODULE_NAME] = path
+        if signature:
+            attributes[_modules.SIGNATURE] = signature
+        capture = self._on_span or debugging()
+        if capture:
+            attributes[_modules.INPUTS] = self._module_json(kwargs)
+        handle = self._open(_modules.span_name(cls, path), SpanKind.INTERNAL, attributes, folds, instance)
+        if handle is not None:
+            handle.capture = capture
+            if self._instruments is not None:
+                handle.module, handle.started_ns = cls.__qualname__, time.perf_counter_ns()
         return handle
 
     def start_tool(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
@@ -187,8 +208,10 @@ class SpanHooks:
                     self._secrets.update(_content.secret_values(getattr(call.lm, "kwargs", None) or {}))
                     self._secrets.update(_content.secret_values(call.kwargs))
                     self._record_content(handle.span, call, outputs, exception, window, (on_span, in_event))
+            elif handle.capture and outputs is not None and handle.span.is_recording():
+                handle.span.set_attribute(_modules.OUTPUTS, self._module_json(_modules.outputs_dict(outputs)))
         except Exception as exc:
-            log_failure_once("recording LM content", exc)
+            log_failure_once("recording content", exc)
         finally:
             if self._instruments is not None:
                 self._record_metrics(handle, exception)
@@ -214,6 +237,14 @@ class SpanHooks:
                 self._instruments.module_call(handle.module, duration_s, error_type)
         except Exception as exc:
             log_failure_once("recording metrics", exc)
+
+    def _module_json(self, value: Any) -> str:
+        """A module's inputs or outputs as bounded, scrubbed (and redacted) JSON."""
+        text = _content.to_json(value, self._max, self._secrets)
+        if self._redact is not None:
+            redacted = self._redacted(self._redact, [{"role": "module", "parts": [{"content": text}]}], None, None)
+            text = str(redacted[0][0]["parts"][0]["content"]) if redacted else "(content dropped: redaction failed)"
+        return text
 
     @staticmethod
     def _redacted(
