@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -61,7 +62,13 @@ def grpc_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)  # type: ignore[no-untyped-call]
-    port = server.add_insecure_port(f"127.0.0.1:{port}")
+    wanted = port
+    for _ in range(50):  # a port just released can take a moment to bind again
+        port = server.add_insecure_port(f"127.0.0.1:{wanted}")
+        if port:
+            break
+        time.sleep(0.1)
+    assert port, f"could not listen on 127.0.0.1:{wanted}"
     server.start()
     try:
         yield f"http://127.0.0.1:{port}", received

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 RUNS, FAILED = 200, 20
 DECISION_WAIT_S = 1
 PROGRAM_TIMEOUT_S = 120
-MODULE, COT, PREDICT, LM = "Pipeline", "ChainOfThought", "Predict", "chat gpt-4o-mini"
+MODULE, COT, PREDICT, LM = "Pipeline", "ChainOfThought draft", "Predict check", "chat gpt-4o-mini"
 _STATUS_ERROR = 2
 
 
