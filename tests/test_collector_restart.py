@@ -69,6 +69,6 @@ def test_a_collector_that_answers_errors_never_reaches_the_program(
                 assert dspy.Predict("question -> answer")(question=f"q{i}").answer
             assert wait_for(lambda: dspy_otel.stats().get("export_spans_failed", 0) > before, 10)
             dspy_otel.shutdown()
-    lines = [r.getMessage() for r in caplog.records if "could not be exported" in r.getMessage()]
-    assert 1 <= len(lines) <= 3  # the first failure, what was left at shutdown, and the metrics' own line
+    lines = [r.getMessage() for r in caplog.records if " spans could not be exported" in r.getMessage()]
+    assert 1 <= len(lines) <= 2  # when failures start, and what was left at shutdown; not one line per batch
     assert dspy_otel.stats()["export_spans_failed"] - before == 40  # every span counted, none silently lost

@@ -22,7 +22,7 @@ import dspy_otel
 from conftest import CANARY_KEY, Traced, parent_id
 from dspy_otel._attributes import COST
 from dspy_otel._fake_lm import FakeOpenAIServer
-from dspy_otel.instrumentation import _hooks, _lm
+from dspy_otel.instrumentation import _failures, _lm
 
 LM_SPAN = "chat gpt-4o-mini"
 PATCHED = (
@@ -96,7 +96,7 @@ def test_a_failing_attribute_extraction_is_logged_once_and_the_call_goes_on(
 
     monkeypatch.setattr(_lm, "request_attributes", broken)
     monkeypatch.setattr(_lm, "result_attributes", broken)
-    monkeypatch.setattr(_hooks, "_failures_logged", set())
+    monkeypatch.setattr(_failures, "_failures_logged", set())
     t = traced()
     with caplog.at_level(logging.WARNING, logger="dspy_otel"):
         answers = [dspy.Predict("question -> answer")(question=f"q{i}").answer for i in range(2)]
@@ -118,7 +118,7 @@ def test_a_failing_span_start_never_reaches_the_app(
         raise RuntimeError("span name broke")
 
     monkeypatch.setattr(_lm, "span_name", broken)
-    monkeypatch.setattr(_hooks, "_failures_logged", set())
+    monkeypatch.setattr(_failures, "_failures_logged", set())
     t = traced()
     with caplog.at_level(logging.WARNING, logger="dspy_otel"):
         assert dspy.Predict("question -> answer")(question="q").answer.startswith("42")

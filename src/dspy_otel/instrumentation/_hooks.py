@@ -29,14 +29,14 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.trace import Span, SpanKind
 
 from dspy_otel._attributes import MODULE_CLASS
-from dspy_otel._window import Window, current_window
-from dspy_otel.instrumentation import _content, _lm, _modules, _outcome
+from dspy_otel._window import current_window
+from dspy_otel.instrumentation import _lm, _modules, _outcome
+from dspy_otel.instrumentation._capture import ContentCapture
+from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.metrics.instruments import Instruments
-from dspy_otel.sampling._scopes import debugging
 
 logger = logging.getLogger("dspy_otel")
 
-_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 _FOLDED = otel_context.create_key("dspy_otel.folded_predictor")
 
 
@@ -71,15 +71,6 @@ class Handle:
 
 
 _LM_CALL: ContextVar[Handle | None] = ContextVar("dspy_otel_lm_call", default=None)
-_failures_logged: set[str] = set()
-
-
-def log_failure_once(where: str, exc: BaseException) -> None:
-    """Log a telemetry failure once per place and exception type; never raise."""
-    key = f"{where}:{type(exc).__name__}"
-    if key not in _failures_logged:
-        _failures_logged.add(key)
-        logger.warning("dspy-otel: %s failed (%s: %s); the app goes on", where, type(exc).__name__, exc)
 
 
 class SpanHooks:
@@ -103,12 +94,8 @@ class SpanHooks:
         instruments: Instruments | None = None,
     ) -> None:
         self._tracer = tracer
-        self._redact = redact
         self._instruments = instruments
-        self._on_span = _content.capture_on_span(capture_content)
-        self._in_event = _content.capture_in_event(capture_content)
-        self._max = content_max_length
-        self._secrets: set[str] = set()  # credential values of traced LMs, scrubbed from every error
+        self._content = ContentCapture(capture_content, content_max_length, redact)
         self._folding = _folding_classes()
 
     def _open(
@@ -145,9 +132,9 @@ class SpanHooks:
             attributes[_modules.MODULE_NAME] = path
         if signature:
             attributes[_modules.SIGNATURE] = signature
-        capture = self._on_span or debugging()
+        capture = self._content.modes()[0]
         if capture:
-            attributes[_modules.INPUTS] = self._module_json(kwargs)
+            attributes[_modules.INPUTS] = self._content.module_json(kwargs)
         handle = self._open(_modules.span_name(cls, path), SpanKind.INTERNAL, attributes, folds, instance)
         if handle is not None:
             handle.capture = capture
@@ -201,15 +188,13 @@ class SpanHooks:
             if call is not None:
                 _LM_CALL.reset(call.token)
                 window = current_window()
-                on_span, in_event = self._on_span, self._in_event
-                if not (on_span or in_event) and debugging():
-                    on_span = True  # dspy_otel.debug(): content on the span whatever the setting
-                if exception is not None or on_span or in_event or window is not None:
-                    self._secrets.update(_content.secret_values(getattr(call.lm, "kwargs", None) or {}))
-                    self._secrets.update(_content.secret_values(call.kwargs))
-                    self._record_content(handle.span, call, outputs, exception, window, (on_span, in_event))
+                modes = self._content.modes()
+                if exception is not None or any(modes) or window is not None:
+                    self._content.learn(getattr(call.lm, "kwargs", None))
+                    self._content.learn(call.kwargs)
+                    self._content.record_lm(handle.span, call, outputs, exception, window, modes)
             elif handle.capture and outputs is not None and handle.span.is_recording():
-                handle.span.set_attribute(_modules.OUTPUTS, self._module_json(_modules.outputs_dict(outputs)))
+                handle.span.set_attribute(_modules.OUTPUTS, self._content.module_json(_modules.outputs_dict(outputs)))
         except Exception as exc:
             log_failure_once("recording content", exc)
         finally:
@@ -217,7 +202,8 @@ class SpanHooks:
                 self._record_metrics(handle, exception)
             if exception is not None:
                 try:
-                    _outcome.record_error(handle.span, exception, self._secrets, self._limit(handle.span))
+                    limit = self._content.limit(handle.span)
+                    _outcome.record_error(handle.span, exception, self._content.secrets, limit)
                 except Exception as exc:  # whatever happens, the span ends and the context is restored
                     log_failure_once("recording an error", exc)
             handle.span.end()
@@ -237,87 +223,6 @@ class SpanHooks:
                 self._instruments.module_call(handle.module, duration_s, error_type)
         except Exception as exc:
             log_failure_once("recording metrics", exc)
-
-    def _module_json(self, value: Any) -> str:
-        """A module's inputs or outputs as bounded, scrubbed (and redacted) JSON."""
-        text = _content.to_json(value, self._max, self._secrets)
-        if self._redact is not None:
-            redacted = self._redacted(self._redact, [{"role": "module", "parts": [{"content": text}]}], None, None)
-            text = str(redacted[0][0]["parts"][0]["content"]) if redacted else "(content dropped: redaction failed)"
-        return text
-
-    @staticmethod
-    def _redacted(
-        redact: Callable[[str], str], messages: list[dict[str, Any]], outputs_json: Any, outputs: Any
-    ) -> tuple[list[dict[str, Any]], Any, Any] | None:
-        """Messages, output messages and raw outputs with every text redacted; ``None`` if the hook fails."""
-
-        def text(value: str) -> str:
-            out = redact(value)
-            if not isinstance(out, str):
-                raise TypeError(f"the redaction hook returned {type(out).__name__}, not str")
-            return out
-
-        try:
-            return (
-                _content.map_messages(messages, text),
-                _content.map_messages(outputs_json, text) if outputs_json else None,
-                _content.map_outputs(outputs, text) if outputs is not None else None,
-            )
-        except Exception as exc:  # a failing redaction hook drops the content, never the call
-            log_failure_once("redacting content (the content is dropped)", exc)
-            return None
-
-    def _limit(self, span: Span) -> int:
-        """The content limit, lowered to the span's ``OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT``.
-
-        The SDK cuts longer values silently: cutting them here first keeps every cut marked.
-        """
-        limits = getattr(span, "_limits", None)  # an SDK span's SpanLimits; other spans have none
-        lengths = (getattr(limits, "max_span_attribute_length", None), getattr(limits, "max_attribute_length", None))
-        return min([self._max, *(n for n in lengths if isinstance(n, int))])
-
-    def _record_content(
-        self,
-        span: Span,
-        call: LMCall,
-        outputs: Any,
-        exception: BaseException | None,
-        window: Window | None,
-        modes: tuple[bool, bool],
-    ) -> None:
-        """Content on the span and/or an event (``modes``: on span, in event), and the window record."""
-        on_span, in_event = modes
-        capture = on_span or in_event
-        recording = span.is_recording()
-        if window is None and not (capture and recording):
-            return
-        messages = outputs_json = None
-        if capture:
-            messages = _content.input_messages(call.prompt, call.messages)
-            if outputs is not None:
-                outputs_json = _content.output_messages(outputs, call.finish_reasons)
-            if self._redact is not None:
-                redacted = self._redacted(self._redact, messages, outputs_json, outputs)
-                capture = redacted is not None
-                messages, outputs_json, outputs = redacted or (None, None, None)
-        if capture and recording:
-            limit = self._limit(span)
-            details = {gen_ai.GEN_AI_INPUT_MESSAGES: _content.to_json(messages or [], limit, self._secrets)}
-            if outputs_json is not None:
-                details[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _content.to_json(outputs_json, limit, self._secrets)
-            if on_span:
-                span.set_attributes(details)
-            if in_event:
-                span.add_event(_DETAILS_EVENT, details)
-        if window is not None:  # the window keeps what a span would: bounded, scrubbed text
-            if messages is not None:
-                messages = _content.bounded_messages(messages, self._max, self._secrets)
-            if capture and outputs is not None:
-                outputs = _content.bounded_outputs(outputs, self._max, self._secrets)
-            else:
-                outputs = None
-            window.add(_outcome.call_record(span, call, messages, outputs, exception, secrets=self._secrets))
 
 
 def _folding_classes() -> tuple[type, ...]:

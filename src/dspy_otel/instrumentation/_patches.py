@@ -26,7 +26,8 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from dspy_otel.instrumentation._hooks import Handle, SpanHooks, log_failure_once
+from dspy_otel.instrumentation._failures import log_failure_once
+from dspy_otel.instrumentation._hooks import Handle, SpanHooks
 
 Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], "Handle | None"]
 
