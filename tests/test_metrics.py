@@ -103,3 +103,22 @@ def test_no_metrics_reader_means_no_metrics_recorded(traced: Callable[..., Trace
     from dspy_otel import _setup
 
     assert _setup._meter_provider is None
+
+
+def test_queued_calls_stay_bounded_and_every_call_counts() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from dspy_otel.metrics.instruments import MAX_QUEUED, Instruments
+
+    reader = InMemoryMetricReader()
+    instruments = Instruments(MeterProvider(metric_readers=[reader]).get_meter("t"))
+    request = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}
+    result = {"gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 2, "dspy.lm.cache_hit": False}
+    calls = MAX_QUEUED * 2 + 7
+    for _ in range(calls):
+        instruments.lm_call(request, result, 0.01, None)
+        assert len(instruments._queued) <= MAX_QUEUED
+    found = points(reader)
+    assert total(found, "dspy.lm.calls") == calls
+    assert total(found, "gen_ai.client.token.usage", gen_ai__token__type="input") == 3 * calls
+    assert total(found, "dspy_otel.telemetry.calls") == calls
