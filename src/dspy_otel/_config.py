@@ -102,6 +102,14 @@ TABLE: tuple[Setting, ...] = (
         {"development": 200, "staging": 50},
     ),
     Setting(
+        "spans",
+        "DSPY_OTEL_SPANS",
+        choice(("full", "compact")),
+        "full",
+        "full: a span per module, predictor, LM and tool call; compact: predictors (Predict, ChainOfThought) open "
+        "no span, their LM span carries their class, name and signature (about half the spans).",
+    ),
+    Setting(
         "capture_content",
         "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
         choice(CONTENT_MODES, _CONTENT_ALIASES, upper=True),
@@ -351,6 +359,7 @@ class Settings:
     profile: str
     dspy_history: str
     window: int
+    spans: str
     capture_content: str
     content_max_length: int
     sampler: str

@@ -133,6 +133,7 @@ def configure(
                 tracer_provider=provider,
                 meter_provider=meter_provider or metrics.NoOpMeterProvider(),
                 settings=settings,
+                skip_unsampled=not settings.tail_policies,  # every head sampler here drops what is under a drop
             )
         if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             trace.set_tracer_provider(provider)

@@ -42,6 +42,9 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
         tracer_provider: The provider spans are made with (default: the global one).
         meter_provider: The provider LM and module metrics are recorded with (default: the global
             one; a no-op one records nothing).
+        skip_unsampled: The tracer provider's sampler drops every span under an unsampled parent (as
+            the parent-based samplers do): below a sampled-out span no span is made at all. Set by
+            :func:`dspy_otel.configure`, which knows its sampler; default ``False`` (the SDK decides).
         settings: A :class:`dspy_otel._config.Settings` (default: resolved from the environment).
             It decides content capture and its redaction, DSPy retention and the development window.
     """
@@ -69,6 +72,8 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
             settings.content_max_length,
             redact=settings.redact,
             instruments=instruments,
+            compact=settings.spans == "compact",
+            skip_unsampled=bool(kwargs.get("skip_unsampled", False)),
         )
         undo: list[Callable[[], None]] = [install(hooks)]
         if settings.dspy_history == "off":

@@ -34,10 +34,12 @@ from dspy_otel.instrumentation import _lm, _modules, _outcome
 from dspy_otel.instrumentation._capture import ContentCapture
 from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.metrics.instruments import Instruments
+from dspy_otel.sampling._scopes import debugging
 
 logger = logging.getLogger("dspy_otel")
 
 _FOLDED = otel_context.create_key("dspy_otel.folded_predictor")
+_PREDICTOR = otel_context.create_key("dspy_otel.predictor")  # compact mode: who the next LM span works for
 
 
 @dataclass(slots=True)
@@ -68,6 +70,7 @@ class Handle:
     module: str | None = None
     started_ns: int = 0
     capture: bool = False
+    owned: bool = True  # False: the span is the parent's, standing in (compact mode, a trace sampled out)
 
 
 _LM_CALL: ContextVar[Handle | None] = ContextVar("dspy_otel_lm_call", default=None)
@@ -82,6 +85,9 @@ class SpanHooks:
         content_max_length: Characters kept of each captured content attribute.
         redact: Rewrites each captured text before it is recorded (``None``: as it is).
         instruments: Where LM and module calls are recorded as metrics (``None``: no metrics).
+        compact: Predictors open no span of their own; their LM span carries who they are.
+        skip_unsampled: The sampler drops every span under an unsampled parent (the parent-based
+            samplers, with no tail sampler): below a sampled-out span no SDK span is made at all.
     """
 
     def __init__(
@@ -92,11 +98,16 @@ class SpanHooks:
         *,
         redact: Callable[[str], str] | None = None,
         instruments: Instruments | None = None,
+        compact: bool = False,
+        skip_unsampled: bool = False,
     ) -> None:
         self._tracer = tracer
+        self._compact = compact
+        self._skip_unsampled = skip_unsampled
         self._instruments = instruments
         self._content = ContentCapture(capture_content, content_max_length, redact)
         self._folding = _folding_classes()
+        self._predictors = (*self._folding, *_predict_classes())
 
     def _open(
         self, name: str, kind: SpanKind, attributes: dict[str, Any], folds: Any = None, module: Any = None
@@ -109,13 +120,33 @@ class SpanHooks:
         """
         if not is_instrumentation_enabled():
             return None
-        span = self._tracer.start_span(name, kind=kind, attributes=attributes)
-        context = trace.set_span_in_context(span)
+        stand_in = self._stand_in()
+        if stand_in is not None:  # the trace is sampled out: no SDK span, the context flows on unchanged
+            context = otel_context.get_current()
+        else:
+            span = self._tracer.start_span(name, kind=kind, attributes=attributes)
+            context = trace.set_span_in_context(span)
         if folds is not None:
             context = otel_context.set_value(_FOLDED, folds, context)
         if module is not None:
             context = otel_context.set_value(_modules.CURRENT, module, context)
+        if stand_in is not None:
+            return Handle(stand_in, otel_context.attach(context), owned=False)
         return Handle(span, otel_context.attach(context))
+
+    def _stand_in(self) -> Span | None:
+        """The current span, if it is sampled out and the sampler would drop a child of it too.
+
+        Only a local parent: its own decision came from the same sampler, so a child of it would be
+        dropped. A remote parent, or a ``dspy_otel.debug()`` scope, is left to the sampler.
+        """
+        if not self._skip_unsampled:
+            return None
+        parent = trace.get_current_span()
+        context = parent.get_span_context()
+        if not context.is_valid or context.is_remote or context.trace_flags.sampled or parent.is_recording():
+            return None
+        return None if debugging() else parent
 
     def start_module(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open an INTERNAL span named after the module's class (``Evaluate`` for evaluations).
@@ -132,6 +163,8 @@ class SpanHooks:
             attributes[_modules.MODULE_NAME] = path
         if signature:
             attributes[_modules.SIGNATURE] = signature
+        if self._compact and isinstance(instance, self._predictors):
+            return self._fold_into_lm_span(instance, attributes, folds)
         capture = self._content.modes()[0]
         if capture:
             attributes[_modules.INPUTS] = self._content.module_json(kwargs)
@@ -140,6 +173,19 @@ class SpanHooks:
             handle.capture = capture
             if self._instruments is not None:
                 handle.module, handle.started_ns = cls.__qualname__, time.perf_counter_ns()
+        return handle
+
+    def _fold_into_lm_span(self, instance: Any, attributes: dict[str, Any], folds: Any) -> Handle | None:
+        """Compact mode: no span for a predictor; its LM span carries ``attributes`` (class, name, signature)."""
+        if not is_instrumentation_enabled():
+            return None
+        context = otel_context.set_value(_PREDICTOR, attributes)
+        context = otel_context.set_value(_modules.CURRENT, instance, context)
+        if folds is not None:
+            context = otel_context.set_value(_FOLDED, folds, context)
+        handle = Handle(trace.get_current_span(), otel_context.attach(context), owned=False)
+        if self._instruments is not None:
+            handle.module, handle.started_ns = type(instance).__qualname__, time.perf_counter_ns()
         return handle
 
     def start_tool(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
@@ -158,6 +204,9 @@ class SpanHooks:
         except Exception as exc:
             log_failure_once("reading LM request attributes", exc)
             attributes = {}
+        predictor = otel_context.get_value(_PREDICTOR) if self._compact else None
+        if isinstance(predictor, dict):
+            attributes = {**attributes, **predictor}
         handle = self._open(_lm.span_name(instance), SpanKind.CLIENT, attributes)
         if handle is None:
             return None
@@ -206,7 +255,8 @@ class SpanHooks:
                     _outcome.record_error(handle.span, exception, self._content.secrets, limit)
                 except Exception as exc:  # whatever happens, the span ends and the context is restored
                     log_failure_once("recording an error", exc)
-            handle.span.end()
+            if handle.owned:
+                handle.span.end()
             otel_context.detach(handle.token)  # type: ignore[arg-type]
 
     def _record_metrics(self, handle: Handle, exception: BaseException | None) -> None:
@@ -223,6 +273,16 @@ class SpanHooks:
                 self._instruments.module_call(handle.module, duration_s, error_type)
         except Exception as exc:
             log_failure_once("recording metrics", exc)
+
+
+def _predict_classes() -> tuple[type, ...]:
+    """``dspy.Predict``: with the folding classes, the predictors compact mode gives no span of their own."""
+    try:
+        from dspy.predict.predict import Predict
+    except ImportError as exc:
+        log_failure_once("finding dspy.Predict in this DSPy version", exc)
+        return ()
+    return (Predict,)
 
 
 def _folding_classes() -> tuple[type, ...]:
