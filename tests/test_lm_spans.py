@@ -272,3 +272,18 @@ def test_streamed_calls_are_in_the_metrics_even_when_sampled_out(
     assert total(found, "gen_ai.client.token.usage", gen_ai__token__type="input") == 11
     assert total(found, "gen_ai.client.token.usage", gen_ai__token__type="output") == 7
     assert count(found, "gen_ai.client.operation.duration") == 1
+
+
+def test_request_attributes_are_cached_per_lm_and_follow_its_changes(fake_server: FakeOpenAIServer) -> None:
+    from dspy_otel.instrumentation import _lm
+
+    model = make_lm(fake_server.base_url, temperature=0.2)
+    first = _lm.request_attributes(model, {})
+    assert _lm.request_attributes(model, {}) is first  # worked out once
+    model.kwargs["temperature"] = 0.9
+    changed = _lm.request_attributes(model, {})
+    assert changed is not first
+    assert changed[gen_ai.GEN_AI_REQUEST_TEMPERATURE] == 0.9
+    per_call = _lm.request_attributes(model, {"temperature": 0.1})
+    assert per_call[gen_ai.GEN_AI_REQUEST_TEMPERATURE] == 0.1
+    assert _lm.request_attributes(model, {}) is changed  # a call's own arguments do not replace the cache

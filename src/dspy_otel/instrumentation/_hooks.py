@@ -110,7 +110,7 @@ class SpanHooks:
         self._predictors = (*self._folding, *_predict_classes())
 
     def _open(
-        self, name: str, kind: SpanKind, attributes: dict[str, Any], folds: Any = None, module: Any = None
+        self, name: str, kind: SpanKind, attributes: Mapping[str, Any], folds: Any = None, module: Any = None
     ) -> Handle | None:
         """Start a span and make it current; ``folds``: the predictor this span also stands for.
 

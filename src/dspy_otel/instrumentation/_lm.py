@@ -8,7 +8,9 @@ Only whitelisted request parameters are read: credentials never reach a span.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import weakref
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,9 +72,33 @@ def _server(base: str) -> tuple[str, int | None] | None:
     return parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
 
 
-def request_attributes(lm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """Attributes known when the call starts: operation, provider, model, parameters, server."""
-    provider, model = parse_model(str(getattr(lm, "model", "")))
+_by_lm: weakref.WeakKeyDictionary[Any, tuple[str, dict[str, Any], dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def request_attributes(lm: Any, call_kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Attributes known when the call starts: operation, provider, model, parameters, server.
+
+    Worked out once per LM and kept while the LM's model and keyword arguments stay equal to what
+    they were built from (a call with keyword arguments of its own is worked out each time). The
+    mapping returned is shared: read it, never change it.
+    """
+    model, kwargs = str(getattr(lm, "model", "")), getattr(lm, "kwargs", None) or {}
+    if call_kwargs:
+        return _request_attributes(lm, model, {**kwargs, **call_kwargs})
+    try:
+        cached_model, cached_kwargs, attributes = _by_lm[lm]
+        if cached_model == model and cached_kwargs == kwargs:
+            return attributes
+    except (KeyError, TypeError):
+        pass
+    attributes = _request_attributes(lm, model, kwargs)
+    with contextlib.suppress(TypeError):  # an LM that cannot be weakly referenced is worked out each call
+        _by_lm[lm] = (model, dict(kwargs), attributes)
+    return attributes
+
+
+def _request_attributes(lm: Any, model_string: str, merged: Mapping[str, Any]) -> dict[str, Any]:
+    provider, model = parse_model(model_string)
     attributes: dict[str, Any] = {
         gen_ai.GEN_AI_OPERATION_NAME: operation_name(lm),
         gen_ai.GEN_AI_REQUEST_MODEL: model,
@@ -80,7 +106,6 @@ def request_attributes(lm: Any, call_kwargs: Mapping[str, Any]) -> dict[str, Any
     }
     if provider:
         attributes[gen_ai.GEN_AI_PROVIDER_NAME] = provider
-    merged = {**(getattr(lm, "kwargs", None) or {}), **call_kwargs}
     for key, value in merged.items():
         attribute = _PARAMS.get(key)
         if attribute is not None and (value := _plain(value)) is not None:
