@@ -29,8 +29,9 @@ adds one thing to the one before:
   with ``configure(span_exporter=...)``: every step so far gets a no-op meter
   provider);
 - ``metrics``: ``exported`` plus dspy-otel's metrics, recorded for every LM and
-  module call into a ``MeterProvider`` whose ``InMemoryMetricReader`` aggregates
-  and exports nothing by itself (``_metrics_cost.py``): the cost of recording;
+  module call into a ``MeterProvider`` whose ``InMemoryMetricReader`` exports
+  nothing; collected at the end of each block, inside the timed region, so the
+  block pays for applying its queued calls (``_metrics_cost.py``);
 - ``tail errors,ratio:0.05``: what ``configure(tail_policies="errors,ratio:0.05")``
   builds with no head sampler: ``DSPyOtelSampler(DEFAULT_OFF, record_dropped=True)``
   records every span unsampled, and ``TailSamplingProcessor`` in front of the
@@ -48,8 +49,10 @@ part 1's step or to a no-op processor, in shuffled paired rounds (CPU time of
 the calling thread); the tail processor first sees 10,000 traces, so that its
 memory of decided traces is full, as in a long-running service.
 
-Part 4 times the recording of one workload call's metrics alone, against
-recording nothing, in shuffled paired rounds (``_metrics_cost.py``).
+Part 4 times one workload call's metrics alone: queued on the calling thread
+(paired against recording nothing, shuffled rounds), applied at collection, the
+call that finds the queue full, and the memory a full queue holds
+(``_metrics_cost.py``). ``--parts`` runs some parts only (``--parts 4``).
 """
 
 from __future__ import annotations
@@ -140,12 +143,17 @@ def part_one(url: str, block: int, rounds: int, seed: int) -> float:
         provider = setups[step].tracer
         if provider is not None:
             instrumentor.instrument(tracer_provider=provider, meter_provider=setups[step].meter, settings=settings)
+        reader = setups[step].reader
         gc.collect()
         for _ in range(warmup):
             program(question=QUESTION)
+        if reader is not None:
+            reader.get_metrics_data()  # the warm-up calls applied, untimed
         started = time.process_time()
         for _ in range(calls):
             program(question=QUESTION)
+        if reader is not None:
+            reader.get_metrics_data()  # this block's calls applied, as the exporting thread would
         cpu = time.process_time() - started
         if provider is not None:
             instrumentor.uninstrument()
@@ -264,7 +272,7 @@ def part_three(rounds: int, traces: int, seed: int, history_us: float) -> None:
     print(f"| `{POLICIES}` | {statistics.median(samples['tail']):.2f} | {per_span.cell(2)} |")
     print(
         f"\ntail on_end: {per_span.median:.2f} µs per span, {per_call:.1f} µs per call (2 spans) = "
-        f"{times(per_call, history_us)} DSPy's history cost in part 1 ({history_us:.0f} µs per call); "
+        f"{times(per_call, history_us)} DSPy's history cost ({history_us:.0f} µs per call, part 1 or --history-us); "
         f"spans exported: {exporter.spans / (2 * handed):.3g} of those handed over"
     )
 
@@ -279,16 +287,28 @@ def main() -> None:
     parser.add_argument("--metrics-rounds", type=int, default=100, help="rounds of part 4")
     parser.add_argument("--metrics-calls", type=int, default=2000, help="calls per block of part 4")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled orders")
+    parser.add_argument("--parts", default="1,2,3,4", help="the parts to run, e.g. 3,4")
+    parser.add_argument(
+        "--history-us", type=float, default=0.0, help="DSPy's history cost to compare with when part 1 does not run"
+    )
     args = parser.parse_args()
+    parts = {part.strip() for part in args.parts.split(",")}
     counts = (args.block, args.rounds, args.spans, args.tail_rounds, args.tail_traces, args.metrics_rounds)
     if min(*counts, args.metrics_calls) < 1:
         parser.error("--block, --rounds, --spans, --tail-* and --metrics-* must be at least 1")
+    if not parts <= {"1", "2", "3", "4"}:
+        parser.error("--parts takes numbers from 1 to 4, separated by commas")
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    with fake_server(sys.executable, ROOT / "src") as url:
-        history_us = part_one(url, args.block, args.rounds, args.seed)
-    part_two(args.spans)
-    part_three(args.tail_rounds, args.tail_traces, args.seed, history_us)
-    part_four(args.metrics_rounds, args.metrics_calls, args.seed, history_us)
+    history_us = args.history_us
+    if "1" in parts:
+        with fake_server(sys.executable, ROOT / "src") as url:
+            history_us = part_one(url, args.block, args.rounds, args.seed)
+    if "2" in parts:
+        part_two(args.spans)
+    if "3" in parts:
+        part_three(args.tail_rounds, args.tail_traces, args.seed, history_us)
+    if "4" in parts:
+        part_four(args.metrics_rounds, args.metrics_calls, args.seed, history_us)
 
 
 if __name__ == "__main__":
