@@ -51,6 +51,7 @@ REQUEST_KEYS = (
 WARM_CALLS = 50  # untimed calls at the start of every block of part 4
 MEASUREMENTS = 5  # per workload call: LM duration, LM calls, input tokens, output tokens, module duration
 NOTHING, QUEUED = "nothing", "metrics"
+QUEUED_PER_CALL = 2  # a workload call queues an LM call and a module call
 
 
 def metered() -> tuple[MeterProvider, InMemoryMetricReader]:
@@ -137,16 +138,17 @@ def part_four(rounds: int, calls: int, seed: int, history_us: float) -> None:
         f"dspy.lm.calls counted {counted:,} of {rounds * (calls + WARM_CALLS):,}"
     )
     print(
-        f"the call that finds {MAX_QUEUED:,} calls queued applies them: "
-        f"{', '.join(f'{ms:,.0f}' for ms in full_ms)} ms (3 times); a full queue holds "
-        f"{held / 2**20:.2f} MiB ({held / MAX_QUEUED:,.0f} B per call, tracemalloc)"
+        f"the workload call that finds {MAX_QUEUED:,} LM and module calls queued ({MAX_QUEUED // QUEUED_PER_CALL:,} "
+        f"workload calls) applies them: {', '.join(f'{ms:,.0f}' for ms in full_ms)} ms of CPU (3 times); a full "
+        f"queue holds {held / 2**20:.2f} MiB ({held * QUEUED_PER_CALL / MAX_QUEUED:,.0f} B per workload call, "
+        "tracemalloc)"
     )
 
 
 def _full_queue_call_ms(instruments: Instruments, record: Callable[[], None]) -> float:
-    """CPU ms of the call that finds the queue full (``MAX_QUEUED`` calls waiting); the queue is empty after."""
+    """CPU ms of the workload call that finds the queue full (``MAX_QUEUED`` calls waiting) and applies it."""
     instruments.apply()
-    for _ in range(MAX_QUEUED):
+    for _ in range(MAX_QUEUED // QUEUED_PER_CALL):
         record()
     started = time.thread_time_ns()
     record()
@@ -154,12 +156,12 @@ def _full_queue_call_ms(instruments: Instruments, record: Callable[[], None]) ->
 
 
 def _full_queue_bytes(instruments: Instruments, request: dict[str, Any], result: dict[str, Any]) -> int:
-    """Bytes tracemalloc sees held by ``MAX_QUEUED`` queued calls, each with dicts of its own."""
+    """Bytes tracemalloc sees held by a full queue (``MAX_QUEUED`` calls), each LM call with dicts of its own."""
     instruments.apply()
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    for _ in range(MAX_QUEUED):
+    for _ in range(MAX_QUEUED // QUEUED_PER_CALL):
         instruments.lm_call(dict(request), dict(result), 0.0012, None)
         instruments.module_call("ChainOfThought", 0.0015, None)
     gc.collect()
