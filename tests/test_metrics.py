@@ -117,8 +117,24 @@ def test_queued_calls_stay_bounded_and_every_call_counts() -> None:
     calls = MAX_QUEUED * 2 + 7
     for _ in range(calls):
         instruments.lm_call(request, result, 0.01, None)
-        assert len(instruments._queued) <= MAX_QUEUED
+        assert len(instruments._queued) <= MAX_QUEUED + 1  # past the bound, each new call applies two
     found = points(reader)
     assert total(found, "dspy.lm.calls") == calls
     assert total(found, "gen_ai.client.token.usage", gen_ai__token__type="input") == 3 * calls
     assert total(found, "dspy_otel.telemetry.calls") == calls
+
+
+def test_queued_calls_are_applied_in_the_background_without_a_collection() -> None:
+    import time
+
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from dspy_otel.metrics.instruments import APPLY_EVERY_S, Instruments
+
+    instruments = Instruments(MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("t"))
+    for _ in range(50):
+        instruments.module_call("QA", 0.01, None)
+    deadline = time.monotonic() + APPLY_EVERY_S * 5
+    while instruments._queued and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not instruments._queued

@@ -328,3 +328,18 @@ def test_the_byte_estimate_follows_the_memory_really_held() -> None:
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert 0.75 <= held / s.tail.buffered_bytes <= 1.33, (held, s.tail.buffered_bytes)
+
+
+def test_a_small_byte_bound_evicts_spans_before_it_forgets_decisions() -> None:
+    s = make("errors", max_mib=1)
+    roots = [s.tracer.start_span("root") for _ in range(600)]
+    for root in roots:
+        child = s.child(root)
+        child.set_attribute("gen_ai.input.messages", "m" * 4_000)
+        child.end()
+    assert s.counted("tail_traces_evicted") > 0
+    evicted = s.counted("tail_traces_evicted")
+    for root in roots:
+        root.end()  # late roots of evicted traces follow their trace's decision, not a new one
+    assert s.counted("tail_late_spans_dropped") >= evicted - 5
+    assert s.tail.buffered_bytes <= 1 << 20

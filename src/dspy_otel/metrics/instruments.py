@@ -15,17 +15,22 @@ The LM set is ``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.requ
 free-form value. Cache hits bill no tokens, so they record no token usage and no cost.
 
 Recording costs the calling thread next to nothing: a call is queued as it is (the
-attributes it already has, its duration) and applied to the instruments when the
-metrics are collected, on the exporting thread (every ``OTEL_METRIC_EXPORT_INTERVAL``,
-and at shutdown). The OpenTelemetry SDK spends several µs on each measurement; this
-way a DSPy call does not wait for five of them. The queue holds at most
-:data:`MAX_QUEUED` calls; past that the caller applies them itself, so memory stays
-bounded. ``dspy_otel.telemetry.calls`` counts the calls applied.
+attributes it already has, its duration) and applied to the instruments by a
+background thread, every second and whenever metrics are collected (so every export
+and shutdown sees every call). The OpenTelemetry SDK spends tens of µs on each call's
+measurements; this way a DSPy call does not wait for them. If calls come faster than
+the thread applies them, past :data:`MAX_QUEUED` queued calls each new call applies
+two queued ones itself, so memory stays bounded without stalling any one call.
+``dspy_otel.telemetry.calls`` counts the calls applied. The histograms carry no
+exemplars (trace IDs): the measurements are applied where no span is current.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -49,6 +54,7 @@ LM_KEYS = (
     server_attributes.SERVER_PORT,
 )
 MAX_QUEUED = 10_000
+APPLY_EVERY_S = 1.0
 _SPAN_OUTCOMES = ("exported", "failed", "dropped_queue_full", "abandoned_at_exit")
 _TAIL_DECISIONS = ("kept", "dropped", "kept_by_head", "evicted", "timed_out", "flushed")
 
@@ -81,9 +87,10 @@ class Instruments:
             description="Duration of DSPy module calls, by module class.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self._queued: deque[tuple[Any, ...]] = deque()
         self._applied = 0
-        self._lock = threading.Lock()  # taken only to apply: queueing is a lock-free deque append
+        self._reset()
+        reset = weakref.WeakMethod(self._reset)
+        os.register_at_fork(after_in_child=lambda: (method := reset()) is not None and method())
         meter.create_observable_counter(
             "dspy_otel.telemetry.calls",
             callbacks=[self._apply_queued],
@@ -117,19 +124,47 @@ class Instruments:
         """Queue one module call's duration."""
         self._queue((self._module_call, module_class, duration_s, error_type))
 
+    def _reset(self) -> None:
+        """Start with nothing queued (at creation, and in a forked child: the parent applies its own)."""
+        self._queued: deque[tuple[Any, ...]] = deque()
+        self._lock = threading.Lock()  # taken only to apply: queueing is a lock-free deque append
+        self._worker: threading.Thread | None = None
+
     def _queue(self, call: tuple[Any, ...]) -> None:
         self._queued.append(call)
-        if len(self._queued) > MAX_QUEUED:
-            self.apply()
+        if self._worker is None:
+            self._start_worker()
+        if len(self._queued) > MAX_QUEUED and self._lock.acquire(blocking=False):
+            try:  # calls come faster than the thread applies them: this call helps, a little
+                self._apply(2)
+            finally:
+                self._lock.release()
+
+    def _start_worker(self) -> None:
+        this = weakref.ref(self)
+
+        def run() -> None:
+            while (instruments := this()) is not None:
+                instruments.apply()
+                del instruments
+                time.sleep(APPLY_EVERY_S)
+
+        self._worker = threading.Thread(target=run, name="dspy-otel-metrics", daemon=True)
+        self._worker.start()
 
     def apply(self) -> int:
         """Apply every queued call to the instruments; returns how many calls were applied in all."""
         with self._lock:
-            while self._queued:
-                record, *args = self._queued.popleft()
-                record(*args)
-                self._applied += 1
-            return self._applied
+            return self._apply(None)
+
+    def _apply(self, at_most: int | None) -> int:
+        done = 0
+        while self._queued and (at_most is None or done < at_most):
+            record, *args = self._queued.popleft()
+            record(*args)
+            self._applied += 1
+            done += 1
+        return self._applied
 
     def _apply_queued(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(self.apply())]

@@ -231,6 +231,9 @@ class TailSamplingProcessor(SpanProcessor):
             self._decide_early(trace_id, self._clock(), "evicted", out, counts)
         while self._pending and (len(self._pending) > self._max_traces or self._bytes > self._max_bytes):
             self._decide_early(next(iter(self._pending)), self._clock(), "evicted", out, counts)
+        while self._decided and self._bytes > self._max_bytes:  # decisions alone past the bound: forget the oldest
+            self._decided.popitem(last=False)
+            self._bytes -= _DECISION_BYTES
         return out, counts
 
     def _decide_early(self, trace_id: int, now: int, why: str, out: list[ReadableSpan], counts: dict[str, int]) -> None:
@@ -249,7 +252,7 @@ class TailSamplingProcessor(SpanProcessor):
         if trace_id not in self._decided:
             self._bytes += _DECISION_BYTES
         self._decided[trace_id] = kept
-        while self._decided and (len(self._decided) > self._max_traces or self._bytes > self._max_bytes):
+        while len(self._decided) > self._max_traces:  # pending spans go first when bytes run short (_buffer)
             self._decided.popitem(last=False)  # the oldest decision is forgotten first
             self._bytes -= _DECISION_BYTES
         word = _word(kept)
