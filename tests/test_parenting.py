@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from conftest import Traced, parent_id
 from dspy_otel._attributes import MODULE_CLASS
+from programs import QA
 
 LM_SPAN = "chat gpt-4o-mini"
 
@@ -45,17 +46,6 @@ def assert_each_lm_under_its_own_predictor(spans: list[ReadableSpan]) -> None:
     classes = {(by_id(spans)[p].attributes or {}).get(MODULE_CLASS) for p in lm_parents if p is not None}
     assert classes <= {"Predict", "ChainOfThought"}
     assert len(set(lm_parents)) == len(lm_parents)
-
-
-class QA(dspy.Module):  # type: ignore[misc]  # dspy ships no type information
-    def __init__(self) -> None:
-        super().__init__()
-        self.think = dspy.ChainOfThought("question -> answer")
-        self.check = dspy.Predict("question, answer -> verdict")
-
-    def forward(self, question: str) -> Any:
-        answer = self.think(question=question).answer
-        return self.check(question=question, answer=answer)
 
 
 def test_user_module_chain_of_thought_and_predict_form_one_trace(traced: Callable[..., Traced], lm: Any) -> None:

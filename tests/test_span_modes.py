@@ -15,19 +15,9 @@ from dspy_otel._attributes import MODULE_CLASS
 from dspy_otel.instrumentation._modules import MODULE_NAME, SIGNATURE
 from dspy_otel.sampling.head import DSPyOtelSampler
 from metric_points import total
+from programs import QA
 
 LM_SPAN = "chat gpt-4o-mini"
-
-
-class QA(dspy.Module):  # type: ignore[misc]  # dspy ships no type information
-    def __init__(self) -> None:
-        super().__init__()
-        self.think = dspy.ChainOfThought("question -> answer")
-        self.check = dspy.Predict("question, answer -> verdict")
-
-    def forward(self, question: str) -> Any:
-        answer = self.think(question=question).answer
-        return self.check(question=question, answer=answer)
 
 
 def test_compact_mode_puts_the_predictor_on_its_lm_span(traced: Callable[..., Traced], lm: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -188,3 +189,21 @@ class Sent:
 
 
 RunDSPy = Callable[..., Sent]
+
+
+PROGRAM_TIMEOUT_S = 120
+
+
+def run_program(module: str, cwd: Path, env: Mapping[str, str]) -> Any:
+    """Run ``python -m module`` (a traced program in a test module) and return the JSON it printed last."""
+    done = subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=PROGRAM_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, f"the traced program failed:\n{done.stderr[-4000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -32,13 +30,12 @@ from typing import Any
 import pytest
 
 from conftest import env_without_settings
-from integration.processes import REPO, Collector, Jaeger, StartCollector, report
+from integration.processes import REPO, Collector, Jaeger, StartCollector, report, run_program
 
 pytestmark = pytest.mark.integration
 
 CALLS, FAILED = 7, 1
 METRIC_INTERVAL_MS = 500
-PROGRAM_TIMEOUT_S = 120
 ARRIVAL_TIMEOUT_S = 30.0
 MODEL = "gpt-4o-mini"
 
@@ -107,17 +104,7 @@ def _run_program(endpoint: str, protocol: str, service: str, cwd: Path) -> Made:
         "OTEL_SERVICE_NAME": service,
         "OTEL_METRIC_EXPORT_INTERVAL": str(METRIC_INTERVAL_MS),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "integration.test_metrics_pipeline"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=PROGRAM_TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, f"the program failed:\n{done.stderr[-4000:]}"
-    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    printed = run_program("integration.test_metrics_pipeline", cwd, env)
     return Made(tuple(printed["billed"]), printed["succeeded"], printed["requests"], printed["server_port"])
 
 

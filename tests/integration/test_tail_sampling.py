@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,13 +28,12 @@ import pytest
 from conftest import env_without_settings
 from dspy_otel._fake_lm import FakeOpenAIServer
 from dspy_otel._jaeger import span_attributes
-from integration.processes import REPO, Jaeger, StartCollector, report, wait_for
+from integration.processes import REPO, Jaeger, StartCollector, report, run_program, wait_for
 
 pytestmark = pytest.mark.integration
 
 RUNS, FAILED = 200, 20
 DECISION_WAIT_S = 1
-PROGRAM_TIMEOUT_S = 120
 MODULE, COT, PREDICT, LM = "Pipeline", "ChainOfThought draft", "Predict check", "chat gpt-4o-mini"
 _STATUS_ERROR = 2
 
@@ -81,17 +78,7 @@ def _run_program(base_url: str, endpoint: str, service: str, cwd: Path) -> Made:
         "OTEL_SERVICE_NAME": service,
         "DSPY_OTEL_TAIL_POLICIES": "errors",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "integration.test_tail_sampling"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=PROGRAM_TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, f"the traced program failed:\n{done.stderr[-4000:]}"
-    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    printed = run_program("integration.test_tail_sampling", cwd, env)
     return Made(printed["runs"], printed["spans"], printed["stats"])
 
 

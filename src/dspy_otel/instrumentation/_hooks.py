@@ -15,6 +15,7 @@ Every other ``Predict`` (called by your modules, ``ReAct``, ...) has its span.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -106,8 +107,9 @@ class SpanHooks:
         self._skip_unsampled = skip_unsampled
         self._instruments = instruments
         self._content = ContentCapture(capture_content, content_max_length, redact)
-        self._folding = _folding_classes()
-        self._predictors = (*self._folding, *_predict_classes())
+        # A ChainOfThought span stands for its inner Predict; compact mode gives neither a span of its own.
+        self._folding = _dspy_classes("dspy.predict.chain_of_thought", "ChainOfThought")
+        self._predictors = (*self._folding, *_dspy_classes("dspy.predict.predict", "Predict"))
 
     def _open(
         self, name: str, kind: SpanKind, attributes: Mapping[str, Any], folds: Any = None, module: Any = None
@@ -275,21 +277,10 @@ class SpanHooks:
             log_failure_once("recording metrics", exc)
 
 
-def _predict_classes() -> tuple[type, ...]:
-    """``dspy.Predict``: with the folding classes, the predictors compact mode gives no span of their own."""
+def _dspy_classes(module: str, name: str) -> tuple[type, ...]:
+    """``(dspy_module.name,)``, or ``()`` (logged once) when this DSPy version has no such class."""
     try:
-        from dspy.predict.predict import Predict
-    except ImportError as exc:
-        log_failure_once("finding dspy.Predict in this DSPy version", exc)
+        return (getattr(importlib.import_module(module), name),)
+    except (ImportError, AttributeError) as exc:
+        log_failure_once(f"finding {module}.{name} in this DSPy version", exc)
         return ()
-    return (Predict,)
-
-
-def _folding_classes() -> tuple[type, ...]:
-    """The DSPy modules whose span also stands for their ``predict`` (``ChainOfThought``)."""
-    try:
-        from dspy.predict.chain_of_thought import ChainOfThought
-    except ImportError as exc:
-        log_failure_once("finding dspy.ChainOfThought in this DSPy version", exc)
-        return ()
-    return (ChainOfThought,)
