@@ -272,3 +272,34 @@ def test_any_standard_values_build_exporters_without_raising(values: dict[str, s
         exporters = build_exporters(settings, rejected())
         processor, _ = build_processor(settings, exporters)
         processor.shutdown()
+
+
+class Hanging(SpanExporter):
+    """A collector that takes its time and then fails."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        time.sleep(0.5)
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_memory_stays_bounded_by_the_queue_while_exports_fail(lm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemalloc
+
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "200")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "50")
+    dspy_otel.configure(span_exporter=Hanging(), exit_timeout_ms=0)
+    dropped_before = dspy_otel.stats().get("export_spans_dropped_queue_full", 0)
+    program = dspy.Predict("question -> answer")
+    for i in range(300):  # 600 spans: the queue is full
+        program(question=f"fill {i}")
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(1_000):  # 2,000 more spans
+        program(question=f"more {i}")
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert dspy_otel.stats()["export_spans_dropped_queue_full"] - dropped_before > 300  # the queue stayed full
+    assert grown < 2**20, f"{grown / 2**20:.2f} MiB grown while the queue was already full"
