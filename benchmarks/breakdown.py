@@ -36,12 +36,17 @@ adds one thing to the one before:
   builds with no head sampler: ``DSPyOtelSampler(DEFAULT_OFF, record_dropped=True)``
   records every span unsampled, and ``TailSamplingProcessor`` in front of the
   batch processor exports the 5 % of traces the policies keep (no background
-  thread here: every root ends); no metrics, compared with ``exported``.
+  thread here: every root ends); no metrics, compared with ``exported``;
+- ``compact``: ``exported`` with ``spans="compact"``: predictors open no span of
+  their own (the LM span carries them); compared with ``exported``;
+- ``sampled out``: what ``configure(sampler="parentbased_traceidratio",
+  sampler_arg=0.0)`` builds (a batch processor, no metrics): the root is sampled
+  out and, with ``skip_unsampled``, no SDK span is made below it; compared with
+  ``not sampled`` (``ALWAYS_OFF``, a non-recording span for every span).
 
 Part 2 times one SDK span (``start_span`` with one attribute, attach, ``end``,
-detach) alone: in a tight loop, and with ~0.5 MB of JSON work between spans,
-as in a real program, where the SDK's code and data are no longer in the CPU
-caches when the next span starts.
+detach) alone: in a tight loop, and with ~0.5 MB of JSON work between spans
+(``_one_span.py``).
 
 Part 3 times the tail sampler's ``on_end`` alone: record-only spans shaped like
 the workload's (an LM call, then its root) are handed to the tail processor of
@@ -59,20 +64,19 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from opentelemetry import context, metrics, trace
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from _metrics_cost import lm_calls_counted, metered, part_four
 from _null_exporter import NullExporter
+from _one_span import part_two
 from _paired import paired, shuffled_rounds, times
 from _tail_spans import POLICIES, record_only_provider, tail_processor, workload_traces
 from _workload import QUESTION
@@ -81,8 +85,10 @@ from run import ROOT, fake_server
 
 DEFAULTS = "DSPy defaults"
 TAIL = f"tail {POLICIES}"
-STEPS = (DEFAULTS, "none", "no-op tracer", "not sampled", "recorded", "exported", "metrics", TAIL)
-BUILDS_ON = {TAIL: "exported"}  # the step each adds to, when not the one listed before it
+COMPACT, SAMPLED_OUT = "compact", "sampled out"
+STEPS = (DEFAULTS, "none", "no-op tracer", "not sampled", "recorded", "exported", "metrics", TAIL, COMPACT, SAMPLED_OUT)
+# the step each adds to, when not the one listed before it
+BUILDS_ON = {TAIL: "exported", COMPACT: "exported", SAMPLED_OUT: "not sampled"}
 HISTORY_CAP = 10_000
 WARMUP = 100  # calls per step before the rounds
 BLOCK_WARMUP = 20  # untimed calls at the start of every block
@@ -96,6 +102,8 @@ class Setup(NamedTuple):
     exporter: NullExporter | None = None
     meter: metrics.MeterProvider = metrics.NoOpMeterProvider()
     reader: Any = None
+    spans: str = "full"  # dspy-otel's ``spans`` setting
+    skip_unsampled: bool = False  # no SDK span below a sampled-out root, as ``configure()`` sets it
 
 
 def setup_for(step: str) -> Setup:
@@ -107,12 +115,14 @@ def setup_for(step: str) -> Setup:
     exporter = NullExporter()
     if step == TAIL:
         return Setup(record_only_provider(tail_processor(BatchSpanProcessor(exporter))), exporter)
-    provider = TracerProvider(sampler=sampling.ALWAYS_OFF if step == "not sampled" else sampling.ALWAYS_ON)
-    if step not in {"exported", "metrics"}:
+    samplers = {"not sampled": sampling.ALWAYS_OFF, SAMPLED_OUT: sampling.ParentBasedTraceIdRatio(0.0)}
+    provider = TracerProvider(sampler=samplers.get(step, sampling.ALWAYS_ON))
+    if step in {"not sampled", "recorded"}:
         return Setup(provider)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    if step == "exported":
-        return Setup(provider, exporter)
+    provider.add_span_processor(BatchSpanProcessor(exporter))  # as configure() adds it
+    if step != "metrics":  # SAMPLED_OUT: configure(sampler="parentbased_traceidratio", sampler_arg=0.0)
+        spans = "compact" if step == COMPACT else "full"
+        return Setup(provider, exporter, spans=spans, skip_unsampled=step == SAMPLED_OUT)
     meter, reader = metered()
     return Setup(provider, exporter, meter, reader)
 
@@ -126,7 +136,10 @@ def part_one(url: str, block: int, rounds: int, seed: int) -> float:
     from dspy_otel.instrumentation import DSPyInstrumentor
 
     dspy.configure(lm=dspy.LM("openai/fake-model", api_base=url, api_key="fake", cache=False))
-    settings = resolve({"profile": "production", "dspy_history": "keep"}, env={})  # retention: switched below
+    settings = {  # retention: switched below
+        spans: resolve({"profile": "production", "dspy_history": "keep", "spans": spans}, env={})
+        for spans in ("full", "compact")
+    }
     program = dspy.ChainOfThought("question -> answer")
     print(f"filling DSPy's history to its cap ({HISTORY_CAP:,} calls) ...", file=sys.stderr, flush=True)
     for _ in range(HISTORY_CAP):
@@ -135,15 +148,25 @@ def part_one(url: str, block: int, rounds: int, seed: int) -> float:
     instrumentor = DSPyInstrumentor()
     setups = {step: setup_for(step) for step in STEPS}
     calls_made = dict.fromkeys(STEPS, 0)
+    counted = {"metrics": 0}  # LM calls dspy.lm.calls counted by the meters of past blocks
 
     def run_block(step: str, calls: int, warmup: int) -> float:
         nonlocal restore
         if step == DEFAULTS:
             restore()
-        provider = setups[step].tracer
-        if provider is not None:
-            instrumentor.instrument(tracer_provider=provider, meter_provider=setups[step].meter, settings=settings)
-        reader = setups[step].reader
+        if step == "metrics":  # a meter of its own each block: a second one on the same meter loses its callback
+            counted["metrics"] += lm_calls_counted(setups[step].reader) if setups[step].reader else 0
+            meter, reader = metered()
+            setups[step] = setups[step]._replace(meter=meter, reader=reader)
+        setup = setups[step]
+        if setup.tracer is not None:
+            instrumentor.instrument(
+                tracer_provider=setup.tracer,
+                meter_provider=setup.meter,
+                settings=settings[setup.spans],
+                skip_unsampled=setup.skip_unsampled,
+            )
+        reader = setup.reader
         gc.collect()
         for _ in range(warmup):
             program(question=QUESTION)
@@ -155,7 +178,7 @@ def part_one(url: str, block: int, rounds: int, seed: int) -> float:
         if reader is not None:
             reader.get_metrics_data()  # this block's calls applied, as the exporting thread would
         cpu = time.process_time() - started
-        if provider is not None:
+        if setup.tracer is not None:
             instrumentor.uninstrument()
         if step == DEFAULTS:
             restore = retention.switch_off()
@@ -171,10 +194,12 @@ def part_one(url: str, block: int, rounds: int, seed: int) -> float:
         f"(seed {seed}), {BLOCK_WARMUP} untimed calls at the start of each block; CPU µs per call: medians of the "
         "per-round (paired) differences [first quartile, third quartile]\n"
     )
-    return report_steps(samples, setups, calls_made)
+    return report_steps(samples, setups, calls_made, counted["metrics"])
 
 
-def report_steps(samples: dict[str, list[float]], setups: dict[str, Setup], calls_made: dict[str, int]) -> float:
+def report_steps(
+    samples: dict[str, list[float]], setups: dict[str, Setup], calls_made: dict[str, int], counted_before: int
+) -> float:
     """Print part 1's table and checks; returns DSPy's history cost (median paired difference, CPU µs per call)."""
     history = paired(samples[DEFAULTS], samples["none"])
     print(
@@ -197,46 +222,20 @@ def report_steps(samples: dict[str, list[float]], setups: dict[str, Setup], call
         f"`metrics` vs `exported` (dspy-otel's metrics recorded): {metrics_cost.cell()} µs per call = "
         f"{times(metrics_cost.median, history.median)} DSPy's history cost (goal ≤ 5 µs; part 4 resolves it)."
     )
-    for step in ("exported", "metrics", TAIL):
+    compact = paired(samples[COMPACT], samples["exported"])
+    sampled_out = paired(samples[SAMPLED_OUT], samples["not sampled"])
+    print(
+        f"`{COMPACT}` vs `exported`: {compact.cell()} µs per call. `{SAMPLED_OUT}` vs `not sampled` (ALWAYS_OFF, "
+        f"every span made non-recording): {sampled_out.cell()} µs per call."
+    )
+    for step in ("exported", "metrics", TAIL, COMPACT, SAMPLED_OUT):
         provider, exporter = setups[step].tracer, setups[step].exporter
         if isinstance(provider, TracerProvider) and exporter is not None:
             provider.force_flush()
             print(f"spans exported per call in the `{step}` step: {exporter.spans / calls_made[step]:.3g}")
-    counted = lm_calls_counted(setups["metrics"].reader)
+    counted = counted_before + lm_calls_counted(setups["metrics"].reader)
     print(f"LM calls counted by `dspy.lm.calls` in the `metrics` step: {counted:,} of {calls_made['metrics']:,} calls")
     return history.median
-
-
-def one_span_timer(between: Callable[[], Any] | None, spans: int) -> float:
-    """Median µs of one SDK span (start, attach, end, detach), optionally after ``between`` each time."""
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(NullExporter()))
-    tracer = provider.get_tracer("breakdown")
-    timings = []
-    for _ in range(spans):
-        if between is not None:
-            between()
-        started = time.perf_counter_ns()
-        span = tracer.start_span("ChainOfThought", attributes={"dspy.module.class": "ChainOfThought"})
-        token = context.attach(trace.set_span_in_context(span))
-        span.end()
-        context.detach(token)
-        timings.append(time.perf_counter_ns() - started)
-    provider.shutdown()
-    return statistics.median(timings) / 1000
-
-
-def part_two(spans: int) -> None:
-    document = {f"key{i}": ["v" * 50, i, {"x": i}] for i in range(3000)}
-
-    def json_work() -> None:
-        json.loads(json.dumps(document))
-
-    hot = one_span_timer(None, spans)
-    cold = one_span_timer(json_work, spans)
-    print(f"\nPart 2: one SDK span alone, median of {spans:,} (wall µs)\n")
-    print("| where | µs per span |\n|---|--:|")
-    print(f"| tight loop | {hot:.1f} |\n| after ~0.5 MB of JSON work | {cold:.1f} |")
 
 
 def part_three(rounds: int, traces: int, seed: int, history_us: float) -> None:
