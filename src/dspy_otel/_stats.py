@@ -13,16 +13,25 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
+_sources: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def add(counts: dict[str, int]) -> None:
+def add(counts: Mapping[str, int]) -> None:
     """Add ``counts`` (name -> increment) to the process-wide counters, atomically."""
     with _lock:
         _counts.update(counts)
+
+
+def register(source: Any) -> None:
+    """Have :func:`stats` call ``source.publish_counts()`` first: a hot path may count on its own, then publish."""
+    _sources.add(source)
 
 
 def stats() -> dict[str, int]:
@@ -33,6 +42,8 @@ def stats() -> dict[str, int]:
     (decided after the decision wait because their root never ended), ``tail_spans_kept``,
     ``tail_spans_dropped``, ``tail_late_spans_kept``, ``tail_late_spans_dropped``.
     """
+    for source in list(_sources):
+        source.publish_counts()
     with _lock:
         return dict(sorted(_counts.items()))
 

@@ -37,7 +37,7 @@ import os
 import threading
 import time
 import weakref
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -49,6 +49,7 @@ from dspy_otel import _stats
 from dspy_otel.sampling.policies import Policy, TraceView
 
 _MIB = 1 << 20
+_NOTHING_COUNTED: dict[str, int] = {}  # shared, never changed
 _FLUSH_EVERY = 512  # at a flush, kept spans go to the exporting processor in chunks its queue can hold
 _latest: weakref.ref[TailSamplingProcessor] | None = None
 
@@ -105,13 +106,15 @@ def estimate_bytes(span: ReadableSpan) -> int:
     except AttributeError:  # not the SDK's ReadableSpan
         attributes, events = span.attributes, span.events
     size = _SPAN_BYTES + (_attribute_bytes(attributes) if attributes is not None else 0)
-    for event in events:
-        size += _EVENT_BYTES + _attribute_bytes(event.attributes)
+    if len(events):  # iterating the SDK's bounded list copies it under a lock: only when there is something
+        for event in events:
+            size += _EVENT_BYTES + _attribute_bytes(event.attributes)
     return size
 
 
 def _is_local_root(span: ReadableSpan) -> bool:
-    return span.parent is None or span.parent.is_remote
+    parent = span.parent
+    return parent is None or parent.is_remote
 
 
 def _as_sampled(span: ReadableSpan) -> ReadableSpan:
@@ -167,7 +170,10 @@ class TailSamplingProcessor(SpanProcessor):
         self._max_traces, self._max_spans = self._limits.max_traces, self._limits.max_spans_per_trace
         self._clock = clock
         self._tick_s = tick_s
+        self._unpublished: Counter[str] = Counter()  # kept apart from the lock-free parts: shared with a finalizer
         self._reset()
+        _stats.register(self)
+        weakref.finalize(self, _stats.add, self._unpublished)  # a processor dropped unflushed still counts
         _latest = weakref.ref(self)
         reset = weakref.WeakMethod(self._reset)
         os.register_at_fork(after_in_child=lambda: (method := reset()) is not None and method())
@@ -175,6 +181,7 @@ class TailSamplingProcessor(SpanProcessor):
     def _reset(self) -> None:
         """Start empty (at creation, and in a forked child, which must not export its parent's spans)."""
         self._lock = threading.Lock()
+        self._unpublished.clear()
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self._decided: OrderedDict[int, bool] = OrderedDict()
         self._bytes = 0
@@ -198,8 +205,9 @@ class TailSamplingProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         """Pass head-sampled spans on; buffer the others, deciding their trace when its root ends."""
         context = span.context
-        if context is None or context.trace_flags.sampled:
-            if _is_local_root(span):
+        root = _is_local_root(span)
+        if context is None or context.trace_flags & TraceFlags.SAMPLED:  # the flag itself: the property costs more
+            if root:
                 _stats.add({"tail_traces_kept_by_head": 1})
             self.inner.on_end(span)
             return
@@ -207,14 +215,21 @@ class TailSamplingProcessor(SpanProcessor):
         with self._lock:
             late = self._decided.get(trace_id)
             if late is None:
-                out, counts = self._buffer(trace_id, span, size)
+                out, counts = self._buffer(trace_id, span, size, root)
             else:
                 out, counts = ([_as_sampled(span)] if late else []), {f"tail_late_spans_{_word(late)}": 1}
-        self._emit(out, counts)
+            if counts:  # published when stats() is read, and at every tick and flush
+                unpublished = self._unpublished
+                for name, count in counts.items():
+                    unpublished[name] += count
+        if out:
+            self._emit(out)
         if self._ticker is None and self._tick_s is not None:
             self._start_ticker()
 
-    def _buffer(self, trace_id: int, span: ReadableSpan, size: int) -> tuple[list[ReadableSpan], dict[str, int]]:
+    def _buffer(
+        self, trace_id: int, span: ReadableSpan, size: int, root: bool
+    ) -> tuple[list[ReadableSpan], dict[str, int]]:
         """Add ``span`` to its trace and decide what is due (under the lock)."""
         pending = self._pending.get(trace_id)
         if pending is None:
@@ -222,9 +237,16 @@ class TailSamplingProcessor(SpanProcessor):
         pending.spans.append(span)
         pending.size += size
         self._bytes += size
+        if (
+            not root
+            and len(pending.spans) < self._max_spans
+            and len(self._pending) <= self._max_traces
+            and self._bytes <= self._max_bytes
+        ):
+            return [], _NOTHING_COUNTED  # the common case: buffered, nothing due
         out: list[ReadableSpan] = []
         counts: dict[str, int] = {}
-        if _is_local_root(span):
+        if root:
             duration = 0 if span.start_time is None or span.end_time is None else span.end_time - span.start_time
             self._decide(trace_id, duration, True, out, counts)
         elif len(pending.spans) >= self._max_spans:
@@ -248,7 +270,11 @@ class TailSamplingProcessor(SpanProcessor):
         pending = self._pending.pop(trace_id)
         self._bytes -= pending.size
         view = TraceView(trace_id, pending.spans, duration_ns, complete)
-        kept = any(policy.keeps(view) for policy in self._policies)
+        kept = False
+        for policy in self._policies:
+            if policy.keeps(view):
+                kept = True
+                break
         if trace_id not in self._decided:
             self._bytes += _DECISION_BYTES
         self._decided[trace_id] = kept
@@ -261,10 +287,16 @@ class TailSamplingProcessor(SpanProcessor):
         if kept:
             out.extend(_as_sampled(s) for s in pending.spans)
 
-    def _emit(self, spans: list[ReadableSpan], counts: dict[str, int], flush_every: int = 0) -> None:
-        """Count, then hand the kept spans on (flushing every ``flush_every`` so a burst fits the queue)."""
+    def publish_counts(self) -> None:
+        """Add what this processor counted since the last time to :func:`dspy_otel.stats`."""
+        with self._lock:
+            counts = dict(self._unpublished)
+            self._unpublished.clear()
         if counts:
             _stats.add(counts)
+
+    def _emit(self, spans: list[ReadableSpan], flush_every: int = 0) -> None:
+        """Hand the kept spans on (flushing every ``flush_every`` so a burst fits the queue)."""
         for done, span in enumerate(spans, 1):
             self.inner.on_end(span)
             if flush_every and done % flush_every == 0:
@@ -288,7 +320,9 @@ class TailSamplingProcessor(SpanProcessor):
                 if now - pending.first_ns < min_age_ns:
                     break
                 self._decide_early(trace_id, now, why, out, counts)
-        self._emit(out, counts, flush_every)
+            self._unpublished.update(counts)
+        self.publish_counts()
+        self._emit(out, flush_every)
 
     def _start_ticker(self) -> None:
         with self._lock:

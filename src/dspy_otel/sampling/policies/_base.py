@@ -9,7 +9,7 @@ from typing import Protocol
 from opentelemetry.sdk.trace import ReadableSpan
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs more to build, and one is built per trace
 class TraceView:
     """The spans of one trace that this process buffered, at decision time.
 
