@@ -78,16 +78,21 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     dspy_otel.shutdown()
 
 
-@pytest.fixture
-def lm(fake_server: FakeOpenAIServer) -> Iterator[Any]:
-    """A real ``dspy.LM`` (cache off) pointed at the fake server, set as DSPy's LM for the test."""
+def configured_lm(server: FakeOpenAIServer) -> Iterator[Any]:
+    """A real ``dspy.LM`` (cache off) pointed at ``server``, set as DSPy's LM until the generator resumes."""
     import dspy
 
-    model = dspy.LM("openai/gpt-4o-mini", api_base=fake_server.base_url, api_key=CANARY_KEY, cache=False, num_retries=0)
+    model = dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key=CANARY_KEY, cache=False, num_retries=0)
     # dspy.configure, not dspy.context: a context snapshots every setting, hiding what configure() changes later.
     dspy.configure(lm=model)
     yield model
     dspy.configure(lm=None)
+
+
+@pytest.fixture
+def lm(fake_server: FakeOpenAIServer) -> Iterator[Any]:
+    """A real ``dspy.LM`` (cache off) pointed at the fake server, set as DSPy's LM for the test."""
+    yield from configured_lm(fake_server)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import StatusCode
 
-from conftest import CANARY_KEY, Traced, attr, parent_id
+from conftest import Traced, attr, configured_lm, parent_id
 from dspy_otel import _fake_lm
 from dspy_otel._fake_lm import FakeOpenAIServer
 
@@ -62,10 +62,7 @@ def busy_server() -> Iterator[FakeOpenAIServer]:
 
 @pytest.fixture
 def shared_lm(busy_server: FakeOpenAIServer) -> Iterator[Any]:
-    model = dspy.LM("openai/gpt-4o-mini", api_base=busy_server.base_url, api_key=CANARY_KEY, cache=False, num_retries=0)
-    dspy.configure(lm=model)
-    yield model
-    dspy.configure(lm=None)
+    yield from configured_lm(busy_server)
 
 
 def assert_one_trace_per_run(spans: list[ReadableSpan], runs: int) -> None:

@@ -34,10 +34,15 @@ CONFIG_DIR = REPO / "collector-config"
 START_TIMEOUT_S = 60.0
 
 
-@functools.cache
 def load_build_script() -> ModuleType:
-    """``scripts/build_otel_binaries.py`` as a module (scripts/ is not a package), loaded once."""
-    spec = importlib.util.spec_from_file_location("build_otel_binaries", REPO / "scripts" / "build_otel_binaries.py")
+    """``scripts/build_otel_binaries.py`` as a module, loaded once."""
+    return load_script("build_otel_binaries")
+
+
+@functools.cache
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (scripts/ is not a package), loaded once."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)

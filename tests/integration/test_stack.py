@@ -7,8 +7,6 @@ the others check its settings and its refusal of a busy port without binaries.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
 import re
 import signal
@@ -24,22 +22,15 @@ from types import ModuleType
 import pytest
 
 from conftest import run_demo
-from integration.processes import CONFIG_DIR, REPO, Binaries, Jaeger, free_port, wait_for
+from integration.processes import CONFIG_DIR, REPO, Binaries, Jaeger, free_port, load_script, wait_for
 
 SCRIPT = REPO / "scripts" / "run_stack.py"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 
 
-@functools.cache
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("run_stack", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("run_stack")
 
 
 def _free_ports() -> dict[str, int]:
