@@ -58,3 +58,8 @@ def paired(a: Sequence[float], b: Sequence[float]) -> Paired:
 def times(value: float, unit: float) -> str:
     """``value`` as a multiple of ``unit`` (``-`` when ``unit`` is not positive: no meaningful ratio)."""
     return f"{value / unit:.2f}x" if unit > 0 else "-"
+
+
+def round_medians(values: Sequence[float], per_round: int) -> list[float]:
+    """The median of each run of ``per_round`` consecutive values (one round of per-call timings each)."""
+    return [statistics.median(values[start : start + per_round]) for start in range(0, len(values), per_round)]

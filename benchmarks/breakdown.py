@@ -5,13 +5,25 @@ One command, in the project venv (~10 min on 2 cores)::
     .venv/bin/python benchmarks/breakdown.py
 
 Part 1 runs ``run.py``'s workload (``ChainOfThought``, 4 KB question, 2 KB
-answer, real ``dspy.LM`` path, fake server in its own process) in blocks of
-``--block`` calls: every round runs each step below once, in an order shuffled
-afresh, and every block starts with untimed calls. A step is compared with
-another by the differences of their CPU time per call *within* each round
-(medians of these paired differences, with quartiles), which cancels the load
-that moves a whole round on a shared machine; each is also given as a multiple
-of DSPy's own history cost measured in the same run. First, DSPy's defaults:
+answer, real ``dspy.LM`` path, fake server in its own process; the model is
+named ``openai/gpt-4o-mini`` so that DSPy prices each call, as for a real model)
+one call at a time: every cycle makes one call of each step below, in an order
+shuffled afresh; before each timed call the step is switched in (its hooks
+installed directly, as ``instrument()`` installs them) and one untimed call is
+made. A call is timed in CPU time of the calling thread; a round is ``--cycles``
+cycles and its value for a step is the median of that step's calls. A step is
+compared with another by the differences of their round values *within* each
+round (medians of these paired differences, with quartiles); each is also given
+as a multiple of DSPy's own history cost measured in the same run.
+
+Why one call at a time: on this kind of shared machine the CPU time of a block
+of calls moves by 10-20 % from one block to the next, so differences between
+blocks of calls of a few ms each could not resolve tens of µs (the previous
+method, blocks of 300 calls, gave quartiles hundreds of µs wide); the median of
+per-call differences between calls made next to each other can. What runs on
+other threads (the batch processor's export, the metrics thread applying queued
+calls) is not in these figures: parts 3 and 4 time the processors and the
+metrics alone. First, DSPy's defaults:
 
 - ``DSPy defaults``: history lists and ``settings.trace`` on, filled to their
   10,000-entry caps before measuring (what a long-running service pays).
@@ -30,8 +42,8 @@ adds one thing to the one before:
   provider);
 - ``metrics``: ``exported`` plus dspy-otel's metrics, recorded for every LM and
   module call into a ``MeterProvider`` whose ``InMemoryMetricReader`` exports
-  nothing; collected at the end of each block, inside the timed region, so the
-  block pays for applying its queued calls (``_metrics_cost.py``);
+  nothing; the calling thread only queues each call (the metrics thread applies
+  them; part 4 times both sides, ``_metrics_cost.py``);
 - ``tail errors,ratio:0.05``: what ``configure(tail_policies="errors,ratio:0.05")``
   builds with no head sampler: ``DSPyOtelSampler(DEFAULT_OFF, record_dropped=True)``
   records every span unsampled, and ``TailSamplingProcessor`` in front of the
@@ -77,7 +89,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from _metrics_cost import lm_calls_counted, metered, part_four
 from _null_exporter import NullExporter
 from _one_span import part_two
-from _paired import paired, shuffled_rounds, times
+from _paired import paired, round_medians, shuffled_rounds, times
 from _tail_spans import POLICIES, record_only_provider, tail_processor, workload_traces
 from _workload import QUESTION
 from dspy_otel.sampling.tail import TailLimits
@@ -90,8 +102,8 @@ STEPS = (DEFAULTS, "none", "no-op tracer", "not sampled", "recorded", "exported"
 # the step each adds to, when not the one listed before it
 BUILDS_ON = {TAIL: "exported", COMPACT: "exported", SAMPLED_OUT: "not sampled"}
 HISTORY_CAP = 10_000
-WARMUP = 100  # calls per step before the rounds
-BLOCK_WARMUP = 20  # untimed calls at the start of every block
+MODEL = "openai/gpt-4o-mini"  # a model DSPy knows the price of; the fake server answers any name
+WARMUP = 20  # cycles through the steps before the rounds
 TAIL_WARM_TRACES = 50  # untimed traces at the start of every block of part 3
 
 
@@ -127,15 +139,16 @@ def setup_for(step: str) -> Setup:
     return Setup(provider, exporter, meter, reader)
 
 
-def part_one(url: str, block: int, rounds: int, seed: int) -> float:
+def part_one(url: str, cycles: int, rounds: int, seed: int) -> float:
     """Print the step table; returns DSPy's history cost (median paired difference, CPU µs per call)."""
     import dspy
 
     from dspy_otel import retention
     from dspy_otel._config import resolve
-    from dspy_otel.instrumentation import DSPyInstrumentor
+    from dspy_otel.instrumentation import make_hooks
+    from dspy_otel.instrumentation._patches import install
 
-    dspy.configure(lm=dspy.LM("openai/fake-model", api_base=url, api_key="fake", cache=False))
+    dspy.configure(lm=dspy.LM(MODEL, api_base=url, api_key="fake", cache=False))
     settings = {  # retention: switched below
         spans: resolve({"profile": "production", "dspy_history": "keep", "spans": spans}, env={})
         for spans in ("full", "compact")
@@ -145,61 +158,47 @@ def part_one(url: str, block: int, rounds: int, seed: int) -> float:
     for _ in range(HISTORY_CAP):
         program(question=QUESTION)
     restore = retention.switch_off()
-    instrumentor = DSPyInstrumentor()
     setups = {step: setup_for(step) for step in STEPS}
+    hooks = {
+        step: make_hooks(settings[setup.spans], setup.tracer, setup.meter, skip_unsampled=setup.skip_unsampled)
+        for step, setup in setups.items()
+        if setup.tracer is not None
+    }
     calls_made = dict.fromkeys(STEPS, 0)
-    counted = {"metrics": 0}  # LM calls dspy.lm.calls counted by the meters of past blocks
 
-    def run_block(step: str, calls: int, warmup: int) -> float:
+    def one_call(step: str) -> float:
+        """Switch to ``step``, make one untimed call, then time one call (CPU µs of this thread)."""
         nonlocal restore
         if step == DEFAULTS:
             restore()
-        if step == "metrics":  # a meter of its own each block: a second one on the same meter loses its callback
-            counted["metrics"] += lm_calls_counted(setups[step].reader) if setups[step].reader else 0
-            meter, reader = metered()
-            setups[step] = setups[step]._replace(meter=meter, reader=reader)
-        setup = setups[step]
-        if setup.tracer is not None:
-            instrumentor.instrument(
-                tracer_provider=setup.tracer,
-                meter_provider=setup.meter,
-                settings=settings[setup.spans],
-                skip_unsampled=setup.skip_unsampled,
-            )
-        reader = setup.reader
-        gc.collect()
-        for _ in range(warmup):
-            program(question=QUESTION)
-        if reader is not None:
-            reader.get_metrics_data()  # the warm-up calls applied, untimed
-        started = time.process_time()
-        for _ in range(calls):
-            program(question=QUESTION)
-        if reader is not None:
-            reader.get_metrics_data()  # this block's calls applied, as the exporting thread would
-        cpu = time.process_time() - started
-        if setup.tracer is not None:
-            instrumentor.uninstrument()
+        uninstall = install(hooks[step]) if step in hooks else None
+        program(question=QUESTION)
+        started = time.thread_time_ns()
+        program(question=QUESTION)
+        elapsed = time.thread_time_ns() - started
+        if uninstall is not None:
+            uninstall()
         if step == DEFAULTS:
             restore = retention.switch_off()
-        calls_made[step] += warmup + calls
-        return cpu / calls * 1e6
+        calls_made[step] += 2
+        return elapsed / 1000
 
-    for step in STEPS:
-        run_block(step, WARMUP, 0)
-    samples = shuffled_rounds(STEPS, rounds, lambda step: run_block(step, block, BLOCK_WARMUP), seed)
+    for _ in range(WARMUP):
+        for step in STEPS:
+            one_call(step)
+    per_call = shuffled_rounds(STEPS, rounds * cycles, one_call, seed)
     restore()
+    samples = {step: round_medians(values, cycles) for step, values in per_call.items()}
     print(
-        f"Part 1: ChainOfThought workload, {rounds} rounds x {block} calls per step, steps shuffled every round "
-        f"(seed {seed}), {BLOCK_WARMUP} untimed calls at the start of each block; CPU µs per call: medians of the "
-        "per-round (paired) differences [first quartile, third quartile]\n"
+        f"Part 1: ChainOfThought workload, {rounds} rounds x {cycles} calls per step, one call of each step at a "
+        f"time in an order shuffled afresh (seed {seed}), each after one untimed call; CPU µs of the calling "
+        "thread per call: a round's value is the median of its calls, then medians of the per-round (paired) "
+        "differences [first quartile, third quartile]\n"
     )
-    return report_steps(samples, setups, calls_made, counted["metrics"])
+    return report_steps(samples, setups, calls_made)
 
 
-def report_steps(
-    samples: dict[str, list[float]], setups: dict[str, Setup], calls_made: dict[str, int], counted_before: int
-) -> float:
+def report_steps(samples: dict[str, list[float]], setups: dict[str, Setup], calls_made: dict[str, int]) -> float:
     """Print part 1's table and checks; returns DSPy's history cost (median paired difference, CPU µs per call)."""
     history = paired(samples[DEFAULTS], samples["none"])
     print(
@@ -233,7 +232,7 @@ def report_steps(
         if isinstance(provider, TracerProvider) and exporter is not None:
             provider.force_flush()
             print(f"spans exported per call in the `{step}` step: {exporter.spans / calls_made[step]:.3g}")
-    counted = counted_before + lm_calls_counted(setups["metrics"].reader)
+    counted = lm_calls_counted(setups["metrics"].reader)
     print(f"LM calls counted by `dspy.lm.calls` in the `metrics` step: {counted:,} of {calls_made['metrics']:,} calls")
     return history.median
 
@@ -278,8 +277,8 @@ def part_three(rounds: int, traces: int, seed: int, history_us: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--block", type=int, default=300, help="calls per step per round")
-    parser.add_argument("--rounds", type=int, default=20, help="rounds through the steps")
+    parser.add_argument("--cycles", type=int, default=30, help="timed calls per step per round of part 1")
+    parser.add_argument("--rounds", type=int, default=100, help="rounds of part 1")
     parser.add_argument("--spans", type=int, default=3000, help="spans timed in part 2")
     parser.add_argument("--tail-rounds", type=int, default=100, help="rounds of part 3")
     parser.add_argument("--tail-traces", type=int, default=1000, help="traces per block of part 3")
@@ -292,16 +291,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     parts = {part.strip() for part in args.parts.split(",")}
-    counts = (args.block, args.rounds, args.spans, args.tail_rounds, args.tail_traces, args.metrics_rounds)
+    counts = (args.cycles, args.rounds, args.spans, args.tail_rounds, args.tail_traces, args.metrics_rounds)
     if min(*counts, args.metrics_calls) < 1:
-        parser.error("--block, --rounds, --spans, --tail-* and --metrics-* must be at least 1")
+        parser.error("--cycles, --rounds, --spans, --tail-* and --metrics-* must be at least 1")
     if not parts <= {"1", "2", "3", "4"}:
         parser.error("--parts takes numbers from 1 to 4, separated by commas")
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     history_us = args.history_us
     if "1" in parts:
         with fake_server(sys.executable, ROOT / "src") as url:
-            history_us = part_one(url, args.block, args.rounds, args.seed)
+            history_us = part_one(url, args.cycles, args.rounds, args.seed)
     if "2" in parts:
         part_two(args.spans)
     if "3" in parts:

@@ -114,10 +114,11 @@ def test_a_failing_attribute_extraction_is_logged_once_and_the_call_goes_on(
 def test_a_failing_span_start_never_reaches_the_app(
     traced: Callable[..., Traced], lm: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(lm: Any) -> str:
+    def broken(lm: Any, *args: Any) -> str:
         raise RuntimeError("span name broke")
 
-    monkeypatch.setattr(_lm, "span_name", broken)
+    monkeypatch.setattr(_lm, "request_attributes", broken)  # the span name then comes from span_name() ...
+    monkeypatch.setattr(_lm, "span_name", broken)  # ... which fails too: the span cannot be opened
     monkeypatch.setattr(_failures, "_failures_logged", set())
     t = traced()
     with caplog.at_level(logging.WARNING, logger="dspy_otel"):

@@ -23,16 +23,51 @@ It also works with zero code change: ``opentelemetry-instrument python app.py``
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from dspy_otel._version import __version__
 
-__all__ = ["DSPyInstrumentor"]
+if TYPE_CHECKING:
+    from dspy_otel._config import Settings
+    from dspy_otel.instrumentation._hooks import SpanHooks
+
+__all__ = ["DSPyInstrumentor", "make_hooks"]
 
 _INSTRUMENTS = ("dspy >= 3.4, < 4",)
+
+
+def make_hooks(
+    settings: Settings,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
+    *,
+    skip_unsampled: bool = False,
+) -> SpanHooks:
+    """The span and metric hooks ``instrument()`` installs, built from its keywords (see below).
+
+    ``instrument()`` is the way to use them; this is for code that installs the hooks
+    itself (the benchmark switches between configurations on every call).
+    """
+    from dspy_otel.instrumentation._hooks import SpanHooks
+    from dspy_otel.metrics.instruments import Instruments
+
+    tracer = trace.get_tracer(__name__, __version__, tracer_provider=tracer_provider)
+    meter_provider = meter_provider or metrics.get_meter_provider()
+    instruments = None
+    if not isinstance(meter_provider, metrics.NoOpMeterProvider):
+        instruments = Instruments(metrics.get_meter(__name__, __version__, meter_provider=meter_provider))
+    return SpanHooks(
+        tracer,
+        settings.capture_content,
+        settings.content_max_length,
+        redact=settings.redact,
+        instruments=instruments,
+        compact=settings.spans == "compact",
+        skip_unsampled=skip_unsampled,
+    )
 
 
 class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumentor is untyped
@@ -56,23 +91,13 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
     def _instrument(self, **kwargs: Any) -> None:
         from dspy_otel import _window, retention
         from dspy_otel._config import resolve
-        from dspy_otel.instrumentation._hooks import SpanHooks
         from dspy_otel.instrumentation._patches import install
-        from dspy_otel.metrics.instruments import Instruments
 
         settings = kwargs.get("settings") or resolve({})
-        tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        meter_provider = kwargs.get("meter_provider") or metrics.get_meter_provider()
-        instruments = None
-        if not isinstance(meter_provider, metrics.NoOpMeterProvider):
-            instruments = Instruments(metrics.get_meter(__name__, __version__, meter_provider=meter_provider))
-        hooks = SpanHooks(
-            tracer,
-            settings.capture_content,
-            settings.content_max_length,
-            redact=settings.redact,
-            instruments=instruments,
-            compact=settings.spans == "compact",
+        hooks = make_hooks(
+            settings,
+            kwargs.get("tracer_provider"),
+            kwargs.get("meter_provider"),
             skip_unsampled=bool(kwargs.get("skip_unsampled", False)),
         )
         undo: list[Callable[[], None]] = [install(hooks)]

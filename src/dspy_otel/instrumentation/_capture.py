@@ -14,6 +14,8 @@ from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.sampling._scopes import debugging
 
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
+
     from dspy_otel.instrumentation._hooks import LMCall
 
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
@@ -35,9 +37,9 @@ class ContentCapture:
         self.redact = redact
         self.secrets: set[str] = set()  # credential values of traced LMs, scrubbed from every text
 
-    def modes(self) -> tuple[bool, bool]:
-        """(on the span, in an event) for the call in progress: ``dspy_otel.debug()`` puts content on the span."""
-        if not (self.on_span or self.in_event) and debugging():
+    def modes(self, context: Context) -> tuple[bool, bool]:
+        """(on the span, in an event) for a call in ``context``: ``dspy_otel.debug()`` puts content on the span."""
+        if not (self.on_span or self.in_event) and debugging(context):
             return True, False
         return self.on_span, self.in_event
 

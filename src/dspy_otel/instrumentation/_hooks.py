@@ -25,7 +25,10 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.context import (
+    _SUPPRESS_INSTRUMENTATION_KEY,  # what suppress_instrumentation() sets
+    Context,
+)
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import Span, SpanKind
 
@@ -35,12 +38,23 @@ from dspy_otel.instrumentation import _lm, _modules, _outcome
 from dspy_otel.instrumentation._capture import ContentCapture
 from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.metrics.instruments import Instruments
-from dspy_otel.sampling._scopes import debugging
+from dspy_otel.sampling._scopes import DEBUG_KEY
 
 logger = logging.getLogger("dspy_otel")
 
 _FOLDED = otel_context.create_key("dspy_otel.folded_predictor")
 _PREDICTOR = otel_context.create_key("dspy_otel.predictor")  # compact mode: who the next LM span works for
+# The context key the current span is kept under (the API's own, found without importing a private name).
+_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
+
+
+def _suppressed(context: Context) -> bool:
+    """Whether ``context`` is inside ``dspy_otel.suppress()`` or any instrumentation suppression.
+
+    What ``opentelemetry.instrumentation.utils.is_instrumentation_enabled()`` checks, on a context
+    already read (the plain key is the one it also honours, for older instrumentations).
+    """
+    return bool(context.get(_SUPPRESS_INSTRUMENTATION_KEY) or context.get("suppress_instrumentation"))
 
 
 @dataclass(slots=True)
@@ -112,31 +126,19 @@ class SpanHooks:
         self._predictors = (*self._folding, *_dspy_classes("dspy.predict.predict", "Predict"))
 
     def _open(
-        self, name: str, kind: SpanKind, attributes: Mapping[str, Any], folds: Any = None, module: Any = None
-    ) -> Handle | None:
-        """Start a span and make it current; ``folds``: the predictor this span also stands for.
+        self, name: str, kind: SpanKind, attributes: Mapping[str, Any], context: Context, values: dict[str, Any]
+    ) -> Handle:
+        """Start a span under ``context`` and make it current, with ``values`` added to the context.
 
-        ``module``: the module instance the span stands for (its children find their name in it).
-
-        Returns ``None`` (no span) inside ``dspy_otel.suppress()`` or any instrumentation suppression.
+        The callers read the current context once, check suppression on it, and pass it here.
         """
-        if not is_instrumentation_enabled():
-            return None
-        stand_in = self._stand_in()
+        stand_in = self._stand_in(context)
         if stand_in is not None:  # the trace is sampled out: no SDK span, the context flows on unchanged
-            context = otel_context.get_current()
-        else:
-            span = self._tracer.start_span(name, kind=kind, attributes=attributes)
-            context = trace.set_span_in_context(span)
-        if folds is not None:
-            context = otel_context.set_value(_FOLDED, folds, context)
-        if module is not None:
-            context = otel_context.set_value(_modules.CURRENT, module, context)
-        if stand_in is not None:
-            return Handle(stand_in, otel_context.attach(context), owned=False)
-        return Handle(span, otel_context.attach(context))
+            return Handle(stand_in, otel_context.attach(Context({**context, **values})), owned=False)
+        span = self._tracer.start_span(name, context, kind, attributes)
+        return Handle(span, otel_context.attach(Context({**context, _SPAN_KEY: span, **values})))
 
-    def _stand_in(self) -> Span | None:
+    def _stand_in(self, context: Context) -> Span | None:
         """The current span, if it is sampled out and the sampler would drop a child of it too.
 
         Only a local parent: its own decision came from the same sampler, so a child of it would be
@@ -144,74 +146,78 @@ class SpanHooks:
         """
         if not self._skip_unsampled:
             return None
-        parent = trace.get_current_span()
-        context = parent.get_span_context()
-        if not context.is_valid or context.is_remote or context.trace_flags.sampled or parent.is_recording():
+        parent = context.get(_SPAN_KEY)
+        if not isinstance(parent, Span):
             return None
-        return None if debugging() else parent
+        span_context = parent.get_span_context()
+        if (
+            not span_context.is_valid
+            or span_context.is_remote
+            or span_context.trace_flags.sampled
+            or parent.is_recording()
+        ):
+            return None
+        return None if context.get(DEBUG_KEY) is True else parent
 
     def start_module(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open an INTERNAL span named after the module's class (``Evaluate`` for evaluations).
 
-        Returns ``None`` (no span) for the ``Predict`` of the ``ChainOfThought`` in progress.
+        Returns ``None`` (no span) for the ``Predict`` of the ``ChainOfThought`` in progress, and
+        inside ``dspy_otel.suppress()`` or any instrumentation suppression.
         """
-        if instance is otel_context.get_value(_FOLDED):
+        context = otel_context.get_current()
+        if instance is context.get(_FOLDED) or _suppressed(context):
             return None
         cls = type(instance)
-        folds = getattr(instance, "predict", None) if isinstance(instance, self._folding) else None
-        path, signature = _modules.identity(instance)
+        values: dict[str, Any] = {_modules.CURRENT: instance}
+        if isinstance(instance, self._folding):
+            values[_FOLDED] = getattr(instance, "predict", None)
+        path, signature = _modules.identity(instance, context)
         attributes: dict[str, Any] = {MODULE_CLASS: cls.__qualname__}
         if path:
             attributes[_modules.MODULE_NAME] = path
         if signature:
             attributes[_modules.SIGNATURE] = signature
         if self._compact and isinstance(instance, self._predictors):
-            return self._fold_into_lm_span(instance, attributes, folds)
-        capture = self._content.modes()[0]
-        if capture:
-            attributes[_modules.INPUTS] = self._content.module_json(kwargs)
-        handle = self._open(_modules.span_name(cls, path), SpanKind.INTERNAL, attributes, folds, instance)
-        if handle is not None:
+            values[_PREDICTOR] = attributes  # no span: the LM span carries who the predictor is
+            parent = context.get(_SPAN_KEY)
+            span = parent if isinstance(parent, Span) else trace.INVALID_SPAN
+            handle = Handle(span, otel_context.attach(Context({**context, **values})), owned=False)
+        else:
+            capture = self._content.modes(context)[0]
+            if capture:
+                attributes[_modules.INPUTS] = self._content.module_json(kwargs)
+            handle = self._open(_modules.span_name(cls, path), SpanKind.INTERNAL, attributes, context, values)
             handle.capture = capture
-            if self._instruments is not None:
-                handle.module, handle.started_ns = cls.__qualname__, time.perf_counter_ns()
-        return handle
-
-    def _fold_into_lm_span(self, instance: Any, attributes: dict[str, Any], folds: Any) -> Handle | None:
-        """Compact mode: no span for a predictor; its LM span carries ``attributes`` (class, name, signature)."""
-        if not is_instrumentation_enabled():
-            return None
-        context = otel_context.set_value(_PREDICTOR, attributes)
-        context = otel_context.set_value(_modules.CURRENT, instance, context)
-        if folds is not None:
-            context = otel_context.set_value(_FOLDED, folds, context)
-        handle = Handle(trace.get_current_span(), otel_context.attach(context), owned=False)
         if self._instruments is not None:
-            handle.module, handle.started_ns = type(instance).__qualname__, time.perf_counter_ns()
+            handle.module, handle.started_ns = cls.__qualname__, time.perf_counter_ns()
         return handle
 
     def start_tool(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open an ``execute_tool {name}`` span."""
+        context = otel_context.get_current()
+        if _suppressed(context):
+            return None
         name = str(getattr(instance, "name", None) or type(instance).__name__)
         attributes = {gen_ai.GEN_AI_OPERATION_NAME: "execute_tool", gen_ai.GEN_AI_TOOL_NAME: name}
-        return self._open(f"execute_tool {name}", SpanKind.INTERNAL, attributes)
+        return self._open(f"execute_tool {name}", SpanKind.INTERNAL, attributes, context, {})
 
     def start_lm(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open the CLIENT span with the request attributes, before the request is sent."""
-        if not is_instrumentation_enabled():
+        context = otel_context.get_current()
+        if _suppressed(context):
             return None
         call_kwargs = {k: v for k, v in kwargs.items() if k not in ("prompt", "messages")}
         try:
             attributes = _lm.request_attributes(instance, call_kwargs)
+            name = f"{attributes[gen_ai.GEN_AI_OPERATION_NAME]} {attributes[gen_ai.GEN_AI_REQUEST_MODEL]}"
         except Exception as exc:
             log_failure_once("reading LM request attributes", exc)
-            attributes = {}
-        predictor = otel_context.get_value(_PREDICTOR) if self._compact else None
+            attributes, name = {}, _lm.span_name(instance)
+        predictor = context.get(_PREDICTOR) if self._compact else None
         if isinstance(predictor, dict):
             attributes = {**attributes, **predictor}
-        handle = self._open(_lm.span_name(instance), SpanKind.CLIENT, attributes)
-        if handle is None:
-            return None
+        handle = self._open(name, SpanKind.CLIENT, attributes, context, {})
         prompt = args[0] if args else kwargs.get("prompt")
         token = _LM_CALL.set(handle)
         handle.call = LMCall(
@@ -239,7 +245,7 @@ class SpanHooks:
             if call is not None:
                 _LM_CALL.reset(call.token)
                 window = current_window()
-                modes = self._content.modes()
+                modes = self._content.modes(otel_context.get_current())
                 if exception is not None or any(modes) or window is not None:
                     self._content.learn(getattr(call.lm, "kwargs", None))
                     self._content.learn(call.kwargs)

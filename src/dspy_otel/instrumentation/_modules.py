@@ -30,14 +30,14 @@ CURRENT = otel_context.create_key("dspy_otel.module")
 _identities: weakref.WeakKeyDictionary[Any, tuple[str, str | None]] = weakref.WeakKeyDictionary()
 
 
-def identity(instance: Any) -> tuple[str, str | None]:
-    """``(name in parent, signature)`` of a module instance, worked out once and remembered."""
+def identity(instance: Any, context: otel_context.Context) -> tuple[str, str | None]:
+    """``(name in parent, signature)`` of a module instance called in ``context``, worked out once and remembered."""
     try:
         return _identities[instance]
     except (KeyError, TypeError):
         pass
-    parent = otel_context.get_value(CURRENT)
-    found = (_path_in(parent, instance) if parent is not None else "", _signature(instance))
+    parent = context.get(CURRENT)
+    found = (_path_in(parent, instance, context) if parent is not None else "", _signature(instance))
     with contextlib.suppress(TypeError):  # a module that cannot be weakly referenced is worked out each time
         _identities[instance] = found
     return found
@@ -48,8 +48,8 @@ def span_name(cls: type, path: str) -> str:
     return f"{cls.__name__} {path}" if path else cls.__name__
 
 
-def _path_in(parent: Any, instance: Any) -> str:
-    parent_path = identity(parent)[0]
+def _path_in(parent: Any, instance: Any, context: otel_context.Context) -> str:
+    parent_path = identity(parent, context)[0]
     try:
         for name, module in parent.named_sub_modules():
             if module is instance and name != "self":

@@ -38,13 +38,7 @@ def _traced(method: Callable[..., Any], start: Start, hooks: SpanHooks) -> Calla
     A failure of the telemetry itself is logged once and never reaches the call: the method runs
     without a span when ``start`` fails, and its result or exception is unchanged when ``end`` fails.
     """
-    end = hooks.end
-
-    def finish(handle: Handle, outputs: Any, exception: BaseException | None) -> None:
-        try:
-            end(handle, outputs, exception)
-        except Exception as exc:
-            log_failure_once("closing a span", exc)
+    end = hooks.end  # inline below, not in helpers: no extra Python frame on any DSPy call
 
     if inspect.iscoroutinefunction(method):
 
@@ -59,17 +53,23 @@ def _traced(method: Callable[..., Any], start: Start, hooks: SpanHooks) -> Calla
                 return await method(self, *args, **kwargs)
             try:
                 result = await method(self, *args, **kwargs)
-            except BaseException as exc:
-                finish(handle, None, exc)
+            except BaseException as error:
+                try:
+                    end(handle, None, error)
+                except Exception as exc:
+                    log_failure_once("closing a span", exc)
                 raise
-            finish(handle, result, None)
+            try:
+                end(handle, result, None)
+            except Exception as exc:
+                log_failure_once("closing a span", exc)
             return result
 
         return traced_async
 
     @functools.wraps(method)
     def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:  # inline, not a helper: one Python frame less on every DSPy call
+        try:
             handle = start(self, args, kwargs)
         except Exception as exc:
             log_failure_once("opening a span", exc)
@@ -78,10 +78,16 @@ def _traced(method: Callable[..., Any], start: Start, hooks: SpanHooks) -> Calla
             return method(self, *args, **kwargs)
         try:
             result = method(self, *args, **kwargs)
-        except BaseException as exc:
-            finish(handle, None, exc)
+        except BaseException as error:
+            try:
+                end(handle, None, error)
+            except Exception as exc:
+                log_failure_once("closing a span", exc)
             raise
-        finish(handle, result, None)
+        try:
+            end(handle, result, None)
+        except Exception as exc:
+            log_failure_once("closing a span", exc)
         return result
 
     return traced
