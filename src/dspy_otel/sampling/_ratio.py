@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 
+TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
+
+
+def bound(ratio: float) -> int:
+    """The bound a trace ID (masked with :data:`TRACE_ID_LIMIT`) must be below to be kept at ``ratio``."""
+    return TraceIdRatioBased.get_bound_for_rate(ratio)
+
 
 def keeps(trace_id: int, ratio: float) -> bool:
     """Whether a trace-ID ratio sampler at ``ratio`` keeps ``trace_id``."""
-    return trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < TraceIdRatioBased.get_bound_for_rate(ratio)
+    return trace_id & TRACE_ID_LIMIT < bound(ratio)
 
 
 def parse_ratio(raw: str) -> float:

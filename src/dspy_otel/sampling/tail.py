@@ -49,7 +49,11 @@ from dspy_otel import _stats
 from dspy_otel.sampling.policies import Policy, TraceView
 
 _MIB = 1 << 20
-_NOTHING_COUNTED: dict[str, int] = {}  # shared, never changed
+_NOTHING: list[ReadableSpan] = []  # shared, never changed: nothing to export
+# the counter names for a decision (kept: True), precomputed for the hot path
+_TRACES = {True: "tail_traces_kept", False: "tail_traces_dropped"}
+_SPANS = {True: "tail_spans_kept", False: "tail_spans_dropped"}
+_LATE_SPANS = {True: "tail_late_spans_kept", False: "tail_late_spans_dropped"}
 _FLUSH_EVERY = 512  # at a flush, kept spans go to the exporting processor in chunks its queue can hold
 _latest: weakref.ref[TailSamplingProcessor] | None = None
 
@@ -110,11 +114,6 @@ def estimate_bytes(span: ReadableSpan) -> int:
         for event in events:
             size += _EVENT_BYTES + _attribute_bytes(event.attributes)
     return size
-
-
-def _is_local_root(span: ReadableSpan) -> bool:
-    parent = span.parent
-    return parent is None or parent.is_remote
 
 
 def _as_sampled(span: ReadableSpan) -> ReadableSpan:
@@ -204,33 +203,28 @@ class TailSamplingProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Pass head-sampled spans on; buffer the others, deciding their trace when its root ends."""
-        context = span.context
-        root = _is_local_root(span)
+        context, parent = span.context, span.parent
+        root = parent is None or parent.is_remote  # a local root: its end completes the trace here
         if context is None or context.trace_flags & TraceFlags.SAMPLED:  # the flag itself: the property costs more
             if root:
                 _stats.add({"tail_traces_kept_by_head": 1})
             self.inner.on_end(span)
             return
         trace_id, size = context.trace_id, estimate_bytes(span)
-        with self._lock:
+        with self._lock:  # counts go to _unpublished under it, published when stats() is read (or a tick, a flush)
             late = self._decided.get(trace_id)
             if late is None:
-                out, counts = self._buffer(trace_id, span, size, root)
+                out = self._buffer(trace_id, span, size, root)
             else:
-                out, counts = ([_as_sampled(span)] if late else []), {f"tail_late_spans_{_word(late)}": 1}
-            if counts:  # published when stats() is read, and at every tick and flush
-                unpublished = self._unpublished
-                for name, count in counts.items():
-                    unpublished[name] += count
+                out = [_as_sampled(span)] if late else []
+                self._unpublished[_LATE_SPANS[late]] += 1
         if out:
             self._emit(out)
         if self._ticker is None and self._tick_s is not None:
             self._start_ticker()
 
-    def _buffer(
-        self, trace_id: int, span: ReadableSpan, size: int, root: bool
-    ) -> tuple[list[ReadableSpan], dict[str, int]]:
-        """Add ``span`` to its trace and decide what is due (under the lock)."""
+    def _buffer(self, trace_id: int, span: ReadableSpan, size: int, root: bool) -> list[ReadableSpan]:
+        """Add ``span`` to its trace and decide what is due (under the lock); returns the spans to export."""
         pending = self._pending.get(trace_id)
         if pending is None:
             pending = self._pending[trace_id] = _Pending(self._clock())
@@ -243,30 +237,27 @@ class TailSamplingProcessor(SpanProcessor):
             and len(self._pending) <= self._max_traces
             and self._bytes <= self._max_bytes
         ):
-            return [], _NOTHING_COUNTED  # the common case: buffered, nothing due
+            return _NOTHING  # the common case: buffered, nothing due
         out: list[ReadableSpan] = []
-        counts: dict[str, int] = {}
         if root:
             duration = 0 if span.start_time is None or span.end_time is None else span.end_time - span.start_time
-            self._decide(trace_id, duration, True, out, counts)
+            self._decide(trace_id, duration, True, out)
         elif len(pending.spans) >= self._max_spans:
-            self._decide_early(trace_id, self._clock(), "evicted", out, counts)
+            self._decide_early(trace_id, self._clock(), "evicted", out)
         while self._pending and (len(self._pending) > self._max_traces or self._bytes > self._max_bytes):
-            self._decide_early(next(iter(self._pending)), self._clock(), "evicted", out, counts)
+            self._decide_early(next(iter(self._pending)), self._clock(), "evicted", out)
         while self._decided and self._bytes > self._max_bytes:  # decisions alone past the bound: forget the oldest
             self._decided.popitem(last=False)
             self._bytes -= _DECISION_BYTES
-        return out, counts
+        return out
 
-    def _decide_early(self, trace_id: int, now: int, why: str, out: list[ReadableSpan], counts: dict[str, int]) -> None:
+    def _decide_early(self, trace_id: int, now: int, why: str, out: list[ReadableSpan]) -> None:
         start = min(now if s.start_time is None else s.start_time for s in self._pending[trace_id].spans)
-        counts[f"tail_traces_{why}"] = counts.get(f"tail_traces_{why}", 0) + 1
-        self._decide(trace_id, now - start, False, out, counts)
+        self._unpublished[f"tail_traces_{why}"] += 1
+        self._decide(trace_id, now - start, False, out)
 
-    def _decide(
-        self, trace_id: int, duration_ns: int, complete: bool, out: list[ReadableSpan], counts: dict[str, int]
-    ) -> None:
-        """Pop a pending trace, ask the policies, remember the decision; kept spans go to ``out``."""
+    def _decide(self, trace_id: int, duration_ns: int, complete: bool, out: list[ReadableSpan]) -> None:
+        """Pop a pending trace, ask the policies, remember the decision; kept spans go to ``out`` (under the lock)."""
         pending = self._pending.pop(trace_id)
         self._bytes -= pending.size
         view = TraceView(trace_id, pending.spans, duration_ns, complete)
@@ -281,9 +272,9 @@ class TailSamplingProcessor(SpanProcessor):
         while len(self._decided) > self._max_traces:  # pending spans go first when bytes run short (_buffer)
             self._decided.popitem(last=False)  # the oldest decision is forgotten first
             self._bytes -= _DECISION_BYTES
-        word = _word(kept)
-        counts[f"tail_traces_{word}"] = counts.get(f"tail_traces_{word}", 0) + 1
-        counts[f"tail_spans_{word}"] = counts.get(f"tail_spans_{word}", 0) + len(pending.spans)
+        unpublished = self._unpublished
+        unpublished[_TRACES[kept]] += 1
+        unpublished[_SPANS[kept]] += len(pending.spans)
         if kept:
             out.extend(_as_sampled(s) for s in pending.spans)
 
@@ -312,15 +303,13 @@ class TailSamplingProcessor(SpanProcessor):
     def _decide_oldest(self, why: str, min_age_ns: int, flush_every: int = 0) -> None:
         """Decide pending traces, oldest first, while they are at least ``min_age_ns`` old."""
         out: list[ReadableSpan] = []
-        counts: dict[str, int] = {}
         with self._lock:
             now = self._clock()
             while self._pending:
                 trace_id, pending = next(iter(self._pending.items()))
                 if now - pending.first_ns < min_age_ns:
                     break
-                self._decide_early(trace_id, now, why, out, counts)
-            self._unpublished.update(counts)
+                self._decide_early(trace_id, now, why, out)
         self.publish_counts()
         self._emit(out, flush_every)
 
@@ -351,10 +340,6 @@ class TailSamplingProcessor(SpanProcessor):
         self._decide_all()
         self._stop.set()
         self.inner.shutdown()
-
-
-def _word(kept: bool) -> str:
-    return "kept" if kept else "dropped"
 
 
 def latest() -> TailSamplingProcessor | None:

@@ -6,9 +6,9 @@ same ratio, so other services sampling by ratio agree on which traces to keep.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from dspy_otel.sampling._ratio import keeps, parse_ratio
+from dspy_otel.sampling._ratio import TRACE_ID_LIMIT, bound, parse_ratio
 from dspy_otel.sampling.policies._base import TraceView
 
 NAME = "ratio"
@@ -19,10 +19,14 @@ class RatioPolicy:
     """Keeps the traces whose ID falls within ``ratio``."""
 
     ratio: float
+    _bound: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_bound", bound(self.ratio))  # worked out once, not per trace
 
     def keeps(self, trace: TraceView) -> bool:
         """Whether the trace ID is within the ratio."""
-        return keeps(trace.trace_id, self.ratio)
+        return trace.trace_id & TRACE_ID_LIMIT < self._bound
 
     def __str__(self) -> str:
         return f"{NAME}:{self.ratio:g}"
