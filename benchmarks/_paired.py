@@ -9,6 +9,7 @@ summary is the median of those differences with their quartiles.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from collections.abc import Callable, Sequence
@@ -35,24 +36,43 @@ def shuffled_rounds(
 
 @dataclass(frozen=True)
 class Paired:
-    """Median and quartiles of per-round differences ``a - b``."""
+    """Median and quartiles of per-round differences ``a - b``, and a 95 % confidence interval of the median.
+
+    The quartiles say how much one round's difference spreads; the interval says how well the
+    median itself is known (it narrows with more rounds, the quartiles do not).
+    """
 
     median: float
     q1: float
     q3: float
+    low: float
+    high: float
 
     def cell(self, digits: int = 0) -> str:
         """``+36 [+20, +55]``: the median, then the first and third quartiles."""
         return f"{self.median:+,.{digits}f} [{self.q1:+,.{digits}f}, {self.q3:+,.{digits}f}]"
 
+    def interval(self, digits: int = 0) -> str:
+        """``+30 to +41``: the 95 % confidence interval of the median."""
+        return f"{self.low:+,.{digits}f} to {self.high:+,.{digits}f}"
+
 
 def paired(a: Sequence[float], b: Sequence[float]) -> Paired:
-    """Median and quartiles of ``a[i] - b[i]`` (the two lists come from the same rounds)."""
-    differences = [x - y for x, y in zip(a, b, strict=True)]
+    """Median, quartiles and 95 % interval of the median of ``a[i] - b[i]`` (the lists come from the same rounds).
+
+    The interval is the distribution-free one from order statistics: the values of rank
+    ``n/2 -/+ 0.98 sqrt(n)`` among the ``n`` sorted differences (it needs no assumption on their shape).
+    """
+    differences = sorted(x - y for x, y in zip(a, b, strict=True))
     if len(differences) < 2:
-        return Paired(differences[0], differences[0], differences[0])
+        only = differences[0]
+        return Paired(only, only, only, only, only)
     q1, median, q3 = statistics.quantiles(differences, n=4, method="inclusive")
-    return Paired(median, q1, q3)
+    n = len(differences)
+    spread = 0.98 * math.sqrt(n)
+    low = differences[max(0, math.floor(n / 2 - spread) - 1)]
+    high = differences[min(n - 1, math.ceil(n / 2 + spread) - 1)]
+    return Paired(median, q1, q3, low, high)
 
 
 def times(value: float, unit: float) -> str:

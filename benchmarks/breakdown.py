@@ -69,7 +69,13 @@ memory of decided traces is full, as in a long-running service.
 Part 4 times one workload call's metrics alone: queued on the calling thread
 (paired against recording nothing, shuffled rounds), applied at collection, the
 call that finds the queue full, and the memory a full queue holds
-(``_metrics_cost.py``). ``--parts`` runs some parts only (``--parts 4``).
+(``_metrics_cost.py``).
+
+Part 5 times dspy-otel's hooks for one workload call alone, per step, against
+running nothing (``_hooks_alone.py``): the objects of one real call replayed
+through the hooks, with no DSPy work in between. It resolves a few µs where
+part 1 resolves tens, with warm caches (a lower bound). ``--parts`` runs some
+parts only (``--parts 4``).
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from _hooks_alone import NOTHING, capture, time_hooks
 from _metrics_cost import lm_calls_counted, metered, part_four
 from _null_exporter import NullExporter
 from _one_span import part_two
@@ -202,21 +209,23 @@ def report_steps(samples: dict[str, list[float]], setups: dict[str, Setup], call
     """Print part 1's table and checks; returns DSPy's history cost (median paired difference, CPU µs per call)."""
     history = paired(samples[DEFAULTS], samples["none"])
     print(
-        "| step | CPU µs/call (median) | vs none | vs none, in DSPy's history costs | adds to | vs the step it adds to "
-        "| the same, in DSPy's history costs |"
+        "| step | CPU µs/call (median) | vs none [Q1, Q3] | 95 % interval | in DSPy's history costs | adds to "
+        "| vs the step it adds to [Q1, Q3] | 95 % interval | in DSPy's history costs |"
     )
-    print("|---|--:|--:|--:|---|--:|--:|")
+    print("|---|--:|--:|--:|--:|---|--:|--:|--:|")
     for index, step in enumerate(STEPS):
         versus = paired(samples[step], samples["none"])
-        cells = [step, f"{statistics.median(samples[step]):,.0f}", versus.cell(), times(versus.median, history.median)]
+        cells = [step, f"{statistics.median(samples[step]):,.0f}", versus.cell(), versus.interval()]
+        cells.append(times(versus.median, history.median))
         base = BUILDS_ON.get(step, STEPS[index - 1]) if index > 0 else ""
         added = paired(samples[step], samples[base]) if base else None
-        cells += [base, added.cell() if added else "", times(added.median, history.median) if added else ""]
+        cells += [base, added.cell(), added.interval(), times(added.median, history.median)] if added else [""] * 4
         print("| " + " | ".join(cells) + " |")
     tail_vs_recorded = paired(samples[TAIL], samples["recorded"])
     metrics_cost = paired(samples["metrics"], samples["exported"])
     print(
-        f"\nDSPy's history at its cap (DSPy defaults vs none): {history.cell()} µs per call. "
+        f"\nDSPy's history at its cap (DSPy defaults vs none): {history.cell()} µs per call "
+        f"(95 % interval of the median {history.interval()}). "
         f"`{TAIL}` vs `recorded` (spans built and ended, no processor): {tail_vs_recorded.cell()} µs per call. "
         f"`metrics` vs `exported` (dspy-otel's metrics recorded): {metrics_cost.cell()} µs per call = "
         f"{times(metrics_cost.median, history.median)} DSPy's history cost (goal ≤ 5 µs; part 4 resolves it)."
@@ -275,6 +284,36 @@ def part_three(rounds: int, traces: int, seed: int, history_us: float) -> None:
     )
 
 
+HOOK_STEPS = ("no-op tracer", "not sampled", SAMPLED_OUT, "recorded", "exported", COMPACT, TAIL)
+
+
+def part_five(url: str, rounds: int, calls: int, seed: int, history_us: float) -> None:
+    """dspy-otel's hooks for one workload call alone, per step, against running nothing (``_hooks_alone.py``)."""
+    import dspy
+
+    from dspy_otel._config import resolve
+    from dspy_otel.instrumentation import make_hooks
+
+    lm = dspy.LM(MODEL, api_base=url, api_key="fake", cache=False)
+    dspy.configure(lm=lm)
+    captured = capture(dspy.ChainOfThought("question -> answer"), lm, {"question": QUESTION})
+    hooks = {}
+    for step in HOOK_STEPS:
+        setup = setup_for(step)
+        settings = resolve({"profile": "production", "dspy_history": "keep", "spans": setup.spans}, env={})
+        hooks[step] = make_hooks(settings, setup.tracer, setup.meter, skip_unsampled=setup.skip_unsampled)
+    samples = time_hooks(hooks, captured, rounds, calls, seed)
+    print(
+        f"\nPart 5: dspy-otel's hooks for one workload call alone (no DSPy work), {rounds} rounds x {calls:,} calls "
+        "per step, shuffled; CPU µs of the calling thread per call, paired with running nothing\n"
+    )
+    print("| step | µs per call [Q1, Q3] | 95 % interval | in DSPy's history costs |\n|---|--:|--:|--:|")
+    for step in HOOK_STEPS:
+        cost = paired(samples[step], samples[NOTHING])
+        print(f"| {step} | {cost.cell(1)} | {cost.interval(1)} | {times(cost.median, history_us)} |")
+    print(f"\n(DSPy's history cost: {history_us:.0f} µs per call, from part 1 or --history-us)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cycles", type=int, default=30, help="timed calls per step per round of part 1")
@@ -284,18 +323,20 @@ def main() -> None:
     parser.add_argument("--tail-traces", type=int, default=1000, help="traces per block of part 3")
     parser.add_argument("--metrics-rounds", type=int, default=100, help="rounds of part 4")
     parser.add_argument("--metrics-calls", type=int, default=2000, help="calls per block of part 4")
+    parser.add_argument("--hooks-rounds", type=int, default=60, help="rounds of part 5")
+    parser.add_argument("--hooks-calls", type=int, default=2000, help="calls per block of part 5")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled orders")
-    parser.add_argument("--parts", default="1,2,3,4", help="the parts to run, e.g. 3,4")
+    parser.add_argument("--parts", default="1,2,3,4,5", help="the parts to run, e.g. 3,4")
     parser.add_argument(
         "--history-us", type=float, default=0.0, help="DSPy's history cost to compare with when part 1 does not run"
     )
     args = parser.parse_args()
     parts = {part.strip() for part in args.parts.split(",")}
     counts = (args.cycles, args.rounds, args.spans, args.tail_rounds, args.tail_traces, args.metrics_rounds)
-    if min(*counts, args.metrics_calls) < 1:
+    if min(*counts, args.metrics_calls, args.hooks_rounds, args.hooks_calls) < 1:
         parser.error("--cycles, --rounds, --spans, --tail-* and --metrics-* must be at least 1")
-    if not parts <= {"1", "2", "3", "4"}:
-        parser.error("--parts takes numbers from 1 to 4, separated by commas")
+    if not parts <= {"1", "2", "3", "4", "5"}:
+        parser.error("--parts takes numbers from 1 to 5, separated by commas")
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     history_us = args.history_us
     if "1" in parts:
@@ -307,6 +348,9 @@ def main() -> None:
         part_three(args.tail_rounds, args.tail_traces, args.seed, history_us)
     if "4" in parts:
         part_four(args.metrics_rounds, args.metrics_calls, args.seed, history_us)
+    if "5" in parts:
+        with fake_server(sys.executable, ROOT / "src") as url:
+            part_five(url, args.hooks_rounds, args.hooks_calls, args.seed, history_us)
 
 
 if __name__ == "__main__":
