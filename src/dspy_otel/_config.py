@@ -6,6 +6,9 @@ counts as unset. A bad explicit argument raises :class:`ValueError`; a bad
 environment value logs one line (the variable, the value, what is allowed,
 what is used instead) and falls back, so a typo never stops a service.
 
+How the table is walked lives in :mod:`dspy_otel._resolve`; how values and the table are
+shown (``dspy-otel config``, the README), in :mod:`dspy_otel._display`.
+
 Example:
     >>> from dspy_otel._config import resolve
     >>> resolve({"profile": "development"}, env={}).capture_content
@@ -335,8 +338,9 @@ TABLE: tuple[Setting, ...] = (
     ),
 )
 
-_BY_NAME = {s.name: s for s in TABLE}
-_FALLBACK_ENV = {
+# A setting read from an OTLP traces variable also reads the general one when that is unset
+# (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, then OTEL_EXPORTER_OTLP_ENDPOINT).
+FALLBACK_ENV = {
     name: f"{_OTLP}{name.removeprefix('otlp_').removesuffix('_s').upper()}"
     for name in (
         "protocol",
@@ -393,45 +397,6 @@ class Settings:
     sources: Mapping[str, str]
 
 
-def _env_value(setting: Setting, env: Mapping[str, str]) -> tuple[str, str] | None:
-    for name in (setting.env, _FALLBACK_ENV.get(setting.name)):
-        if name and env.get(name, "").strip():
-            return name, env[name]
-    return None
-
-
-def _parse(setting: Setting, raw: str, values: Mapping[str, Any]) -> Any:
-    return setting.parse(raw, **{name: values[name] for name in setting.needs})
-
-
-def _explicit(setting: Setting, value: Any, values: Mapping[str, Any]) -> Any:
-    """Validate a ``configure()`` argument: it is parsed exactly like an env value (``redact`` takes a callable)."""
-    if setting.parse is import_callable and callable(value):
-        return value
-    if not isinstance(value, (str, int, float)):
-        raise ValueError(f"{setting.name}={value!r} is not valid; give a string or a number")
-    raw = str(value).lower() if isinstance(value, bool) else str(value)
-    try:
-        return _parse(setting, raw, values)
-    except ValueError as exc:
-        raise ValueError(f"{setting.name}={value!r} is not valid; {exc}") from None
-
-
-def _walk(overrides: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Settings, list[tuple[str, str, str, str]]]:
-    """Resolve every setting in table order; also return each bad env value (variable, value, why, fallback)."""
-    unknown = sorted(set(overrides) - set(_BY_NAME))
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(_BY_NAME)}")
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    bad: list[tuple[str, str, str, str]] = []
-    for setting in TABLE:
-        value, source = _resolve_one(setting, overrides.get(setting.name), env, values, sources, bad)
-        values[setting.name] = value
-        sources[setting.name] = source
-    return Settings(**values, sources=sources), bad
-
-
 def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """Resolve every setting from explicit overrides, the environment and the profile.
 
@@ -448,77 +413,9 @@ def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     Raises:
         ValueError: For an unknown keyword or an invalid explicit value.
     """
-    settings, bad = _walk(overrides, os.environ if env is None else env)
+    from dspy_otel._resolve import walk  # _resolve imports this module, so not at the top
+
+    settings, bad = walk(overrides, os.environ if env is None else env)
     for name, raw, why, fallback in bad:
         logger.warning("dspy-otel: ignoring %s=%r (%s); using %s", name, raw, why, fallback)
     return settings
-
-
-def _resolve_one(
-    setting: Setting,
-    given: Any,
-    env: Mapping[str, str],
-    values: Mapping[str, Any],
-    sources: Mapping[str, str],
-    bad: list[tuple[str, str, str, str]],
-) -> tuple[Any, str]:
-    if given is not None:
-        return _explicit(setting, given, values), "argument"
-    found = _env_value(setting, env)
-    if found is not None:
-        name, raw = found
-        try:
-            return _parse(setting, raw, values), f"env {name}"
-        except ValueError as exc:
-            fallback, source = _default(setting, values, sources)
-            bad.append((name, raw, str(exc), f"{display(fallback) or 'none'} from the {source}"))
-            return fallback, source
-    return _default(setting, values, sources)
-
-
-def _default(setting: Setting, values: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[Any, str]:
-    profile = values.get("profile")
-    if profile and setting.profiles and profile in setting.profiles:
-        from_profile = f"profile {profile}"
-        if all(sources[name] == from_profile for name in setting.needs):
-            return setting.profiles[profile], from_profile
-    return setting.default, "default"
-
-
-def problems(env: Mapping[str, str] | None = None) -> list[str]:
-    """Every invalid environment value, one message each (for ``dspy-otel check``)."""
-    _, bad = _walk({}, os.environ if env is None else env)
-    return [f"{name}={raw!r}: {why}" for name, raw, why, _ in bad]
-
-
-def rejected(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment variables whose values are invalid, with those values (kept from the exporters)."""
-    _, bad = _walk({}, os.environ if env is None else env)
-    return {name: raw for name, raw, _, _ in bad}
-
-
-def display(value: Any) -> str:
-    """A setting's value as the README and ``dspy-otel config`` show it (``""`` for none)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    if callable(value) and hasattr(value, "__qualname__"):
-        return f"{value.__module__}:{value.__qualname__}"
-    return str(value)
-
-
-def markdown_table() -> str:
-    """The settings table as Markdown, as the README shows it (``dspy-otel config --table``)."""
-
-    def cell(value: Any) -> str:
-        text = display(value)
-        return f"`{text}`" if text else ""
-
-    rows = ["| Environment variable | Default | Profile defaults | Meaning |", "| --- | --- | --- | --- |"]
-    for s in TABLE:
-        by_profile = ", ".join(f"{p}: {cell(v)}" for p, v in (s.profiles or {}).items())
-        rows.append(f"| `{s.env}` | {cell(s.default)} | {by_profile} | {s.doc.replace('|', chr(92) + '|')} |")
-    return "\n".join(rows)

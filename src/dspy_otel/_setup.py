@@ -24,7 +24,9 @@ from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from dspy_otel import _stats
-from dspy_otel._config import Settings, display, rejected, resolve
+from dspy_otel._config import Settings, resolve
+from dspy_otel._display import display
+from dspy_otel._resolve import rejected
 from dspy_otel.export.queue import CountingBatchSpanProcessor
 from dspy_otel.sampling.head import DSPyOtelSampler, build_head
 

@@ -1,0 +1,105 @@
+"""The precedence walk that turns :data:`~dspy_otel._config.TABLE` into :class:`~dspy_otel._config.Settings`.
+
+Each row, in table order, takes the first of: the explicit ``configure()`` argument (parsed exactly
+like an environment value, so a bad one raises), the environment variable (or the general OTLP
+variable it falls back to), the profile default (see ``Setting.needs``), the package default.
+A bad environment value does not raise: :func:`walk` collects it with what is used instead, for
+:func:`dspy_otel._config.resolve` to log and for :func:`problems` and :func:`rejected` to report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from dspy_otel._config import FALLBACK_ENV, TABLE, Setting, Settings
+from dspy_otel._display import display
+from dspy_otel._parse import import_callable
+
+_BY_NAME = {s.name: s for s in TABLE}
+
+
+def _env_value(setting: Setting, env: Mapping[str, str]) -> tuple[str, str] | None:
+    for name in (setting.env, FALLBACK_ENV.get(setting.name)):
+        if name and env.get(name, "").strip():
+            return name, env[name]
+    return None
+
+
+def _parse(setting: Setting, raw: str, values: Mapping[str, Any]) -> Any:
+    return setting.parse(raw, **{name: values[name] for name in setting.needs})
+
+
+def _explicit(setting: Setting, value: Any, values: Mapping[str, Any]) -> Any:
+    """Validate a ``configure()`` argument: it is parsed exactly like an env value (``redact`` takes a callable)."""
+    if setting.parse is import_callable and callable(value):
+        return value
+    if not isinstance(value, (str, int, float)):
+        raise ValueError(f"{setting.name}={value!r} is not valid; give a string or a number")
+    raw = str(value).lower() if isinstance(value, bool) else str(value)
+    try:
+        return _parse(setting, raw, values)
+    except ValueError as exc:
+        raise ValueError(f"{setting.name}={value!r} is not valid; {exc}") from None
+
+
+def walk(overrides: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Settings, list[tuple[str, str, str, str]]]:
+    """Resolve every setting in table order; also return each bad env value (variable, value, why, fallback).
+
+    :func:`dspy_otel._config.resolve` logs the bad values; :func:`problems` and :func:`rejected` report them.
+    """
+    unknown = sorted(set(overrides) - set(_BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(_BY_NAME)}")
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    bad: list[tuple[str, str, str, str]] = []
+    for setting in TABLE:
+        value, source = _resolve_one(setting, overrides.get(setting.name), env, values, sources, bad)
+        values[setting.name] = value
+        sources[setting.name] = source
+    return Settings(**values, sources=sources), bad
+
+
+def _resolve_one(
+    setting: Setting,
+    given: Any,
+    env: Mapping[str, str],
+    values: Mapping[str, Any],
+    sources: Mapping[str, str],
+    bad: list[tuple[str, str, str, str]],
+) -> tuple[Any, str]:
+    if given is not None:
+        return _explicit(setting, given, values), "argument"
+    found = _env_value(setting, env)
+    if found is not None:
+        name, raw = found
+        try:
+            return _parse(setting, raw, values), f"env {name}"
+        except ValueError as exc:
+            fallback, source = _default(setting, values, sources)
+            bad.append((name, raw, str(exc), f"{display(fallback) or 'none'} from the {source}"))
+            return fallback, source
+    return _default(setting, values, sources)
+
+
+def _default(setting: Setting, values: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[Any, str]:
+    profile = values.get("profile")
+    if profile and setting.profiles and profile in setting.profiles:
+        from_profile = f"profile {profile}"
+        if all(sources[name] == from_profile for name in setting.needs):
+            return setting.profiles[profile], from_profile
+    return setting.default, "default"
+
+
+def problems(env: Mapping[str, str] | None = None) -> list[str]:
+    """Every invalid environment value, one message each (for ``dspy-otel check``)."""
+    _, bad = walk({}, os.environ if env is None else env)
+    return [f"{name}={raw!r}: {why}" for name, raw, why, _ in bad]
+
+
+def rejected(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment variables whose values are invalid, with those values (kept from the exporters)."""
+    _, bad = walk({}, os.environ if env is None else env)
+    return {name: raw for name, raw, _, _ in bad}
