@@ -8,10 +8,11 @@ Part 1 runs ``run.py``'s workload (``ChainOfThought``, 4 KB question, 2 KB
 answer, real ``dspy.LM`` path, fake server in its own process; the model is
 named ``openai/gpt-4o-mini`` so that DSPy prices each call, as for a real model)
 one call at a time: every cycle makes one call of each step below, in an order
-shuffled afresh; before each timed call the step is switched in (its hooks
-installed directly, as ``instrument()`` installs them) and one untimed call is
-made. A call is timed in CPU time of the calling thread; a round is ``--cycles``
-cycles and its value for a step is the median of that step's calls. A step is
+shuffled afresh; before each timed call the step is switched in (its wrappers,
+built once, are installed again: the interpreter sees the same function objects
+every time, as in a real program) and one untimed call is made. A call is
+timed in CPU time of the calling thread; a round is ``--cycles`` cycles and its
+value for a step is the median of that step's calls. A step is
 compared with another by the differences of their round values *within* each
 round (medians of these paired differences, with quartiles); each is also given
 as a multiple of DSPy's own history cost measured in the same run.
@@ -153,7 +154,7 @@ def part_one(url: str, cycles: int, rounds: int, seed: int) -> float:
     from dspy_otel import retention
     from dspy_otel._config import resolve
     from dspy_otel.instrumentation import make_hooks
-    from dspy_otel.instrumentation._patches import install
+    from dspy_otel.instrumentation._patches import apply, patches
 
     dspy.configure(lm=dspy.LM(MODEL, api_base=url, api_key="fake", cache=False))
     settings = {  # retention: switched below
@@ -166,8 +167,8 @@ def part_one(url: str, cycles: int, rounds: int, seed: int) -> float:
         program(question=QUESTION)
     restore = retention.switch_off()
     setups = {step: setup_for(step) for step in STEPS}
-    hooks = {
-        step: make_hooks(settings[setup.spans], setup.tracer, setup.meter, skip_unsampled=setup.skip_unsampled)
+    wrappers = {  # built once: every switch installs the same function objects, as a real program has them
+        step: patches(make_hooks(settings[setup.spans], setup.tracer, setup.meter, skip_unsampled=setup.skip_unsampled))
         for step, setup in setups.items()
         if setup.tracer is not None
     }
@@ -178,7 +179,7 @@ def part_one(url: str, cycles: int, rounds: int, seed: int) -> float:
         nonlocal restore
         if step == DEFAULTS:
             restore()
-        uninstall = install(hooks[step]) if step in hooks else None
+        uninstall = apply(wrappers[step]) if step in wrappers else None
         program(question=QUESTION)
         started = time.thread_time_ns()
         program(question=QUESTION)

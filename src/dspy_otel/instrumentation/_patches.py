@@ -120,8 +120,16 @@ def _carry_context(original: Callable[..., Any]) -> Callable[..., Any]:
     return execute
 
 
+Patch = tuple[Any, str, Any, Any]  # owner, attribute name, original, wrapped
+
+
 def install(hooks: SpanHooks) -> Callable[[], None]:
     """Hook DSPy; return the function that restores every patched attribute exactly."""
+    return apply(patches(hooks))
+
+
+def patches(hooks: SpanHooks) -> list[Patch]:
+    """The wrappers ``hooks`` need, built but not installed (:func:`apply` installs them)."""
     traced_calls: tuple[tuple[str, str, tuple[str, ...], Start], ...] = (
         ("dspy.clients.base_lm", "BaseLM", ("__call__", "acall"), hooks.start_lm),
         ("dspy.primitives.module", "Module", ("__call__", "acall"), hooks.start_module),
@@ -137,7 +145,7 @@ def install(hooks: SpanHooks) -> Callable[[], None]:
         ("dspy.utils.parallelizer", "ParallelExecutor", "execute", _carry_context),
         ("dspy.clients.execution", "", "finalize", functools.partial(_observe_finalize, hooks=hooks)),
     ]
-    restore: list[tuple[Any, str, Any]] = []
+    built: list[Patch] = []
     for module_name, class_name, name, wrap in targets:
         try:
             module = importlib.import_module(module_name)
@@ -146,11 +154,21 @@ def install(hooks: SpanHooks) -> Callable[[], None]:
         except (ImportError, AttributeError, KeyError) as exc:
             log_failure_once(f"finding {module_name}.{class_name or name} in this DSPy version", exc)
             continue
-        restore.append((owner, name, original))
-        setattr(owner, name, wrap(original))
+        built.append((owner, name, original, wrap(original)))
+    return built
+
+
+def apply(built: list[Patch]) -> Callable[[], None]:
+    """Install wrappers built by :func:`patches`; return the function that restores the originals exactly.
+
+    The same wrappers can be installed again after that (the benchmark switches between configurations
+    this way, so that the interpreter sees the same function objects every time, as in a real program).
+    """
+    for owner, name, _original, wrapped in built:
+        setattr(owner, name, wrapped)
 
     def uninstall() -> None:
-        for owner, name, original in reversed(restore):
+        for owner, name, original, _wrapped in reversed(built):
             setattr(owner, name, original)
 
     return uninstall
