@@ -198,6 +198,7 @@ def test_bad_tail_bounds_are_named_and_replaced(
     variable: str, value: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")  # no metrics exporter left aimed at localhost at exit
     with caplog.at_level(logging.WARNING, logger="dspy_otel"):
         dspy_otel.configure(tail_policies="errors", exporter="none")
     (record,) = caplog.records
