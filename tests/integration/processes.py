@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from conftest import env_without_settings
 from dspy_otel._jaeger import fetch_traces, iter_spans, query_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,11 +201,19 @@ PROGRAM_TIMEOUT_S = 120
 
 
 def run_program(module: str, cwd: Path, env: Mapping[str, str]) -> Any:
-    """Run ``python -m module`` (a traced program in a test module) and return the JSON it printed last."""
+    """Run ``python -m module`` (a traced program in a test module) and return the JSON it printed last.
+
+    The program sees no dspy-otel or OTel setting of this process, ``tests/`` on its path, and ``env``.
+    """
     done = subprocess.run(
         [sys.executable, "-m", module],
         cwd=cwd,
-        env=dict(env),
+        env={
+            **env_without_settings(),
+            "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=PROGRAM_TIMEOUT_S,

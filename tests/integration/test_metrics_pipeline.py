@@ -17,7 +17,6 @@ unchanged to the one backend named by ``DSPY_OTEL_LB_METRICS_BACKEND``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import urllib.request
@@ -29,8 +28,7 @@ from typing import Any
 
 import pytest
 
-from conftest import env_without_settings
-from integration.processes import REPO, Collector, Jaeger, StartCollector, report, run_program
+from integration.processes import Collector, Jaeger, StartCollector, report, run_program
 
 pytestmark = pytest.mark.integration
 
@@ -96,9 +94,6 @@ class Made:
 def _run_program(endpoint: str, protocol: str, service: str, cwd: Path) -> Made:
     """Run :func:`main` in a fresh process configured only from the environment."""
     env = {
-        **env_without_settings(),
-        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
         "OTEL_SERVICE_NAME": service,

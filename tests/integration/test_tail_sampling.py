@@ -25,10 +25,9 @@ from typing import Any
 
 import pytest
 
-from conftest import env_without_settings
 from dspy_otel._fake_lm import FakeOpenAIServer
 from dspy_otel._jaeger import span_attributes
-from integration.processes import REPO, Jaeger, StartCollector, report, run_program, wait_for
+from integration.processes import Jaeger, StartCollector, report, run_program, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -69,9 +68,6 @@ class Made:
 def _run_program(base_url: str, endpoint: str, service: str, cwd: Path) -> Made:
     """Run :func:`main` in a fresh process configured only from the environment, tail policy ``errors``."""
     env = {
-        **env_without_settings(),
-        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "FAKE_LM_BASE_URL": base_url,
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
