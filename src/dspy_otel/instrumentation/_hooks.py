@@ -38,7 +38,7 @@ from dspy_otel.instrumentation import _lm, _modules, _outcome
 from dspy_otel.instrumentation._capture import ContentCapture
 from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.metrics.instruments import Instruments
-from dspy_otel.sampling._scopes import DEBUG_KEY
+from dspy_otel.sampling._scopes import debugging
 
 logger = logging.getLogger("dspy_otel")
 
@@ -146,9 +146,7 @@ class SpanHooks:
         """
         if not self._skip_unsampled:
             return None
-        parent = context.get(_SPAN_KEY)
-        if not isinstance(parent, Span):
-            return None
+        parent = trace.get_current_span(context)
         span_context = parent.get_span_context()
         if (
             not span_context.is_valid
@@ -157,7 +155,7 @@ class SpanHooks:
             or parent.is_recording()
         ):
             return None
-        return None if context.get(DEBUG_KEY) is True else parent
+        return None if debugging(context) else parent
 
     def start_module(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open an INTERNAL span named after the module's class (``Evaluate`` for evaluations).
@@ -180,9 +178,9 @@ class SpanHooks:
             attributes[_modules.SIGNATURE] = signature
         if self._compact and isinstance(instance, self._predictors):
             values[_PREDICTOR] = attributes  # no span: the LM span carries who the predictor is
-            parent = context.get(_SPAN_KEY)
-            span = parent if isinstance(parent, Span) else trace.INVALID_SPAN
-            handle = Handle(span, otel_context.attach(Context({**context, **values})), owned=False)
+            handle = Handle(
+                trace.get_current_span(context), otel_context.attach(Context({**context, **values})), owned=False
+            )
         else:
             capture = self._content.modes(context)[0]
             if capture:

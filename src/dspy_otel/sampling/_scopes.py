@@ -19,8 +19,7 @@ from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
 
-DEBUG_KEY = otel_context.create_key("dspy_otel.debug")
-"""The context key :func:`debug` sets (``True`` inside the block)."""
+_DEBUG = otel_context.create_key("dspy_otel.debug")
 
 
 @contextmanager
@@ -31,7 +30,7 @@ def debug() -> Iterator[None]:
     dspy-otel built the tracer provider (:func:`dspy_otel.configure`); content capture
     honours it everywhere. Credentials are scrubbed as always.
     """
-    token = otel_context.attach(otel_context.set_value(DEBUG_KEY, True))
+    token = otel_context.attach(otel_context.set_value(_DEBUG, True))
     try:
         yield
     finally:
@@ -40,7 +39,7 @@ def debug() -> Iterator[None]:
 
 def debugging(context: otel_context.Context | None = None) -> bool:
     """Whether ``context`` (default: the current one) is inside :func:`debug`."""
-    return otel_context.get_value(DEBUG_KEY, context) is True
+    return otel_context.get_value(_DEBUG, context) is True
 
 
 @contextmanager
