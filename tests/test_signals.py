@@ -54,6 +54,24 @@ def test_the_app_handler_runs_and_shutdown_puts_it_back(sighup: list[int]) -> No
     assert signal.signal is real_signal
 
 
+def test_a_default_action_put_back_by_the_server_exports_before_it_happens(
+    sighup: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter = InMemorySpanExporter()
+    died: list[tuple[int, int]] = []  # (signal, spans exported by then): the default action is recorded, not taken
+    monkeypatch.setattr(_signals, "_die", lambda signum: died.append((signum, len(exporter.get_finished_spans()))))
+    provider = dspy_otel.configure(span_exporter=exporter, bsp_schedule_delay_ms=600_000)
+    with provider.get_tracer("t").start_as_current_span("request"):
+        pass
+    flushes = dspy_otel.stats().get("signal_flushes", 0)
+    signal.raise_signal(signal.SIGHUP)  # the server's handler starts its graceful shutdown
+    assert (sighup, exporter.get_finished_spans()) == ([signal.SIGHUP], ())
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as uvicorn does once its graceful shutdown is over
+    signal.raise_signal(signal.SIGHUP)
+    assert died == [(signal.SIGHUP, 1)], "exported, then the default action"
+    assert dspy_otel.stats()["signal_flushes"] == flushes + 1
+
+
 def test_an_ignored_signal_stays_ignored_and_the_setting_turns_it_off(sighup: list[int]) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     dspy_otel.configure(span_exporter=InMemorySpanExporter())

@@ -145,8 +145,8 @@ def _export(signum: int, flush: Callable[[], None]) -> None:
     _state.exporting = signum
 
     def run() -> None:
-        _stats.add({"signal_flushes": 1})
         flush()
+        _stats.add({"signal_flushes": 1})  # after: the main thread may have been stopped holding the stats' lock
 
     worker = threading.Thread(target=run, name="dspy-otel-signal-flush", daemon=True)
     try:
