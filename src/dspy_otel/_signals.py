@@ -22,8 +22,10 @@ in front of whatever handles SIGTERM, SIGINT and SIGHUP, and chains it:
 A handler installed after ``configure()`` replaces this one, and this one runs again when it
 is put back (uvicorn inside gunicorn does so). A second signal while exporting ends the
 process at once. A forked worker exports its own spans: the handler calls the worker's
-``dspy_otel.shutdown()``. Signals can be handled in the main thread only: ``configure()``
-elsewhere says so in one line and relies on ``atexit``.
+``dspy_otel.shutdown()``. A worker forked from a configured process (gunicorn ``--preload``)
+is armed from the start, since its server resets the handlers to SIG_DFL before setting its
+own. Signals can be handled in the main thread only: ``configure()`` elsewhere says so in one
+line and relies on ``atexit``.
 
 Count: ``signal_flushes`` in :func:`dspy_otel.stats` (exports a signal started).
 """
@@ -168,7 +170,11 @@ def _die(signum: int) -> None:
 
 
 def _after_fork_in_child() -> None:
+    """A forked worker of a configured process: its server sets SIG_DFL, then maybe its own handlers (gunicorn)."""
     _state.exporting = None  # a child forked while its parent exported is not exporting itself
+    if _state.flush is not None:
+        for signum in SIGNALS:
+            _arm(signum)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
