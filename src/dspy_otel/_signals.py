@@ -119,7 +119,7 @@ def _handle(signum: int, frame: FrameType | None) -> None:
             _export(signum, _state.flush)
         _die(signum)
         return
-    if _state.flush is not None:
+    if _state.flush is not None and previous is not signal.default_int_handler:  # KeyboardInterrupt: atexit exports
         _arm(signum)
     if callable(previous):
         previous(signum, frame)
@@ -136,7 +136,8 @@ def _arm(signum: int) -> None:
 @functools.wraps(_real_signal)
 def _armed_signal(signalnum: int, handler: Any) -> Any:
     """``signal.signal`` once a handler got a terminating signal: its default action exports first."""
-    if handler is signal.SIG_DFL and signalnum in _state.armed:
+    main = threading.current_thread() is threading.main_thread()  # elsewhere, the call fails as it would
+    if handler is signal.SIG_DFL and signalnum in _state.armed and main:
         _state.previous[signalnum] = signal.SIG_DFL
         handler = _handle
     return _state.wrapped(signalnum, handler)
