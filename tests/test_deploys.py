@@ -1,8 +1,8 @@
 """A deploy ends the service with SIGTERM: real servers lose no span of a finished request, and exit as before.
 
 Each case serves ``deploy_app.py`` on 127.0.0.1 (``uvicorn --workers 2``, gunicorn
-with 2 uvicorn workers, gunicorn with 2 sync workers, or runs it as a plain
-script), sends it requests, then SIGTERM to the master. The batch processor's delay
+with 2 uvicorn workers, with and without ``--preload``, gunicorn with 2 sync workers,
+or runs it as a plain script), sends it requests, then SIGTERM to the master. The batch processor's delay
 and the metric interval are 10 minutes, and the script's tail sampler waits 10
 minutes to decide, so nothing leaves before the signal: what the receiver gets was
 exported because of it. Every wait is bounded by a deadline.
