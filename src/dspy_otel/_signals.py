@@ -16,7 +16,8 @@ in front of whatever handles SIGTERM, SIGINT and SIGHUP, and chains it:
   raises the signal again (uvicorn does), the default action it puts back is this module's:
   from the first such signal on, ``signal.signal(sig, SIG_DFL)`` for that signal installs
   the exporting handler of the first case instead, until the process ends or
-  :func:`uninstall`.
+  :func:`uninstall` (not after Python's own ``KeyboardInterrupt`` handler: a REPL's Ctrl-C
+  leaves ``signal.signal`` alone).
 - **Ignored** (``SIG_IGN``) or a handler set outside Python: left alone.
 
 A handler installed after ``configure()`` replaces this one, and this one runs again when it
