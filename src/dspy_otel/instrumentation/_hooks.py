@@ -34,6 +34,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from dspy_otel._attributes import MODULE_CLASS
 from dspy_otel._window import current_window
+from dspy_otel.context._scope import with_scope
 from dspy_otel.instrumentation import _lm, _modules, _outcome
 from dspy_otel.instrumentation._capture import ContentCapture
 from dspy_otel.instrumentation._failures import log_failure_once
@@ -135,7 +136,7 @@ class SpanHooks:
         stand_in = self._stand_in(context)
         if stand_in is not None:  # the trace is sampled out: no SDK span, the context flows on unchanged
             return Handle(stand_in, otel_context.attach(Context({**context, **values})), owned=False)
-        span = self._tracer.start_span(name, context, kind, attributes)
+        span = self._tracer.start_span(name, context, kind, with_scope(context, attributes))
         return Handle(span, otel_context.attach(Context({**context, _SPAN_KEY: span, **values})))
 
     def _stand_in(self, context: Context) -> Span | None:
