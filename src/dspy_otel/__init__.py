@@ -13,7 +13,7 @@ from dspy_otel._setup import configure, shutdown
 from dspy_otel._stats import stats
 from dspy_otel._version import __version__
 from dspy_otel._window import inspect_history
-from dspy_otel.context import attributes
+from dspy_otel.context import attributes, span_id, trace_id
 from dspy_otel.sampling._scopes import debug, suppress
 
 if TYPE_CHECKING:
@@ -27,8 +27,10 @@ __all__ = [
     "debug",
     "inspect_history",
     "shutdown",
+    "span_id",
     "stats",
     "suppress",
+    "trace_id",
 ]
 
 

@@ -316,6 +316,14 @@ TABLE: tuple[Setting, ...] = (
         "is dropped.",
     ),
     Setting(
+        "log_correlation",
+        "DSPY_OTEL_LOG_CORRELATION",
+        boolean,
+        False,
+        "true = every record of Python's logging module carries otelTraceID, otelSpanID, otelTraceSampled and "
+        "otelServiceName (use them in your log format, e.g. %(otelTraceID)s).",
+    ),
+    Setting(
         "metrics_exporter",
         "OTEL_METRICS_EXPORTER",
         choices(EXPORTERS),
@@ -391,6 +399,7 @@ class Settings:
     exit_timeout_ms: int
     resource_attributes: KeyValues | None
     redact: Callable[[str], str] | None
+    log_correlation: bool
     metrics_exporter: tuple[str, ...]
     metric_export_interval_ms: int
     sdk_disabled: bool
