@@ -151,6 +151,15 @@ def test_the_scope_never_reaches_metrics(traced: Callable[..., Traced], lm: Any)
     assert keys.isdisjoint({"user.id", "session.id", "app.tenant"})
 
 
+def test_debug_spans_are_marked(traced: Callable[..., Traced], lm: Any) -> None:
+    t = traced(sampler="always_off")
+    with dspy_otel.debug():
+        QA()(question="why?")
+    spans = t.spans()
+    assert len(spans) == 5
+    assert all(attr(s, "dspy_otel.debug") is True for s in spans)
+
+
 def test_none_leaves_an_attribute_out(traced: Callable[..., Traced], lm: Any) -> None:
     t = traced()
     with dspy_otel.attributes(user_id=None, session_id="s", tier=None):

@@ -169,6 +169,11 @@ def attributes(
     return AttributeScope(values)
 
 
+def scope_values(context: otel_context.Context, values: Mapping[str, str | bool | int | float]) -> otel_context.Context:
+    """``context`` with ``values`` merged into its attribute scope (for ``debug()``, which validates its own)."""
+    return otel_context.set_value(_KEY, MappingProxyType({**(current(context) or {}), **values}), context)
+
+
 class ContextAttributesProcessor(SpanProcessor):
     """Puts the active :func:`attributes` on every span started in the scope, whoever starts it.
 
