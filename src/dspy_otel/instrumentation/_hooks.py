@@ -126,6 +126,11 @@ class SpanHooks:
         self._folding = _dspy_classes("dspy.predict.chain_of_thought", "ChainOfThought")
         self._predictors = (*self._folding, *_dspy_classes("dspy.predict.predict", "Predict"))
 
+    @property
+    def tracer(self) -> trace.Tracer:
+        """The tracer spans are created with."""
+        return self._tracer
+
     def _open(
         self, name: str, kind: SpanKind, attributes: Mapping[str, Any], context: Context, values: dict[str, Any]
     ) -> Handle:
