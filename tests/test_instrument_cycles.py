@@ -41,6 +41,7 @@ PATCH_TARGETS = {
     "dspy.evaluate.evaluate.Evaluate.__call__",
     "dspy.utils.parallelizer.ParallelExecutor.execute",
     "dspy.clients.execution.finalize",
+    "dspy.clients.execution._retryable",
 }
 PATCHED_MODULES = (
     "dspy.clients.base_lm",

@@ -131,6 +131,11 @@ class SpanHooks:
         """The tracer spans are created with."""
         return self._tracer
 
+    @property
+    def instruments(self) -> Instruments | None:
+        """Where calls are recorded as metrics (``None``: no metrics)."""
+        return self._instruments
+
     def _open(
         self, name: str, kind: SpanKind, attributes: Mapping[str, Any], context: Context, values: dict[str, Any]
     ) -> Handle:

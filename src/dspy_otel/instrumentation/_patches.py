@@ -15,6 +15,8 @@
    carries the caller's OpenTelemetry context into its worker threads, as DSPy
    already does for its own active call id, so one run stays one trace. Under
    ``Evaluate`` each example also gets a span with its metric's result (``_evaluation``).
+4. ``dspy.clients.execution._retryable`` is observed: DSPy asks it after every
+   failed attempt of an LM call whether to retry (``_retries``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from dspy_otel.instrumentation import _evaluation
+from dspy_otel.instrumentation import _evaluation, _retries
 from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.instrumentation._hooks import Handle, SpanHooks
 
@@ -153,6 +155,7 @@ def patches(hooks: SpanHooks) -> list[Patch]:
         ("dspy.evaluate.evaluate", "Evaluate", "__call__", functools.partial(_traced_evaluate, hooks=hooks)),
         ("dspy.utils.parallelizer", "ParallelExecutor", "execute", _carry_context),
         ("dspy.clients.execution", "", "finalize", functools.partial(_observe_finalize, hooks=hooks)),
+        ("dspy.clients.execution", "", "_retryable", functools.partial(_retries.observe, hooks=hooks)),
     ]
     built: list[Patch] = []
     for module_name, class_name, name, wrap in targets:
