@@ -87,6 +87,18 @@ def test_a_call_without_failure_has_no_attempts_attribute(traced: Callable[..., 
     assert failed_attempts(span) == []
 
 
+def test_without_retries_a_failure_is_the_exception_alone(
+    traced: Callable[..., Traced], server: FakeOpenAIServer
+) -> None:
+    t = traced()
+    server.fail_next(1)
+    with dspy.context(lm=retrying_lm(server, 0)), pytest.raises(dspy.utils.exceptions.LMServerError):
+        dspy.Predict("question -> answer")(question="q")
+    (span,) = t.named(LM_SPAN)
+    assert [e.name for e in span.events] == ["exception"]
+    assert attr(span, "dspy.lm.attempts") is None
+
+
 def test_retries_in_parallel_threads_land_on_the_span_of_their_call(
     traced: Callable[..., Traced], server: FakeOpenAIServer
 ) -> None:

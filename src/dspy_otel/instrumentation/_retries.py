@@ -10,6 +10,8 @@ again; dspy-otel observes that question and its answer, nothing else:
 - ``dspy.lm.attempts`` on the LM span: how many requests the call made (set when
   an attempt failed; a span without it made one request);
 - the ``dspy.lm.retries`` counter (the LM attribute set and ``error.type``).
+
+With retries off (``num_retries=0``) nothing is added: the call's exception on its span says it all.
 """
 
 from __future__ import annotations
@@ -41,10 +43,11 @@ def observe(original: Callable[..., bool], hooks: SpanHooks) -> Callable[..., bo
     @functools.wraps(original)
     def retryable(state: Any, exc: Exception, attempt: int, retries: int) -> bool:
         retry = original(state, exc, attempt, retries)
-        try:
-            _record(hooks, exc, attempt, retry)
-        except Exception as failure:
-            log_failure_once("recording an LM retry", failure)
+        if retries > 0:  # with retries off, the exception on the span says it all
+            try:
+                _record(hooks, exc, attempt, retry)
+            except Exception as failure:
+                log_failure_once("recording an LM retry", failure)
         return retry
 
     return retryable
