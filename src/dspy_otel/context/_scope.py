@@ -185,7 +185,9 @@ class ContextAttributesProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         """Add the scope's attributes that the span does not have yet."""
-        scoped = current(parent_context)
+        scoped: ContextAttributes | None = (  # type: ignore[assignment]  # one context read, no call
+            parent_context if parent_context is not None else otel_context.get_current()
+        ).get(_KEY)
         if scoped is None:
             return
         own = span.attributes or {}
