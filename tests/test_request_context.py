@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dspy
@@ -13,6 +14,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import dspy_otel
+import dspy_otel.context
 from conftest import Traced, attr
 from dspy_otel.context._scope import MAX_ATTRIBUTES, with_scope
 from metric_points import points
@@ -158,6 +160,30 @@ def test_debug_spans_are_marked(traced: Callable[..., Traced], lm: Any) -> None:
     spans = t.spans()
     assert len(spans) == 5
     assert all(attr(s, "dspy_otel.debug") is True for s in spans)
+
+
+def test_one_scope_object_entered_by_concurrent_tasks_and_threads(traced: Callable[..., Traced], lm: Any) -> None:
+    t = traced()
+    route = dspy_otel.attributes(**{"app.route": "/answer"})
+    predict = dspy.Predict("question -> answer")
+
+    async def handle(user: str) -> None:
+        with route, dspy_otel.attributes(user_id=user):
+            await asyncio.sleep(0)  # the other task enters the same object meanwhile
+            await predict.acall(question=user)
+
+    async def main() -> None:
+        await asyncio.gather(*(handle(f"u{i}") for i in range(4)))
+
+    asyncio.run(main())
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda user: asyncio.run(handle(user)), ["t1", "t2"]))
+    spans = t.named("Predict")
+    assert len(spans) == 6
+    assert {attr(s, "app.route") for s in spans} == {"/answer"}
+    assert sorted(str(attr(s, "user.id")) for s in spans) == ["t1", "t2", "u0", "u1", "u2", "u3"]
+    assert dspy_otel.context.attributes is dspy_otel.attributes
+    assert with_scope(otel_context.get_current(), {}) == {}  # every block left
 
 
 def test_none_leaves_an_attribute_out(traced: Callable[..., Traced], lm: Any) -> None:

@@ -14,6 +14,7 @@ import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar, cast
 
@@ -94,22 +95,26 @@ def _entered(values: Mapping[str, str | bool | int | float]) -> Iterator[None]:
 class AttributeScope:
     """What :func:`attributes` returns: a context manager, and a decorator for sync and async functions.
 
-    As a decorator, every call of the function runs in a scope of its own.
+    As a decorator, every call of the function runs in a scope of its own. One object can also be
+    entered by several threads or asyncio tasks at once (``with ROUTE_SCOPE:`` in concurrent handlers).
     """
 
     def __init__(self, values: Mapping[str, str | bool | int | float]) -> None:
         self._values = values
-        self._active: list[Any] = []
+        # The blocks this object is in, per thread and task: each leaves its own.
+        self._active: ContextVar[tuple[Any, ...]] = ContextVar("dspy_otel_attribute_scope", default=())
 
     def __enter__(self) -> None:
         scope = _entered(self._values)
         scope.__enter__()
-        self._active.append(scope)
+        self._active.set((*self._active.get(), scope))
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._active.pop().__exit__(exc_type, exc, tb)
+        *outer, scope = self._active.get()
+        self._active.set(tuple(outer))
+        scope.__exit__(exc_type, exc, tb)
 
     def __call__(self, function: F) -> F:
         """Run each call of ``function`` (sync or ``async``) in this scope."""
