@@ -324,6 +324,14 @@ TABLE: tuple[Setting, ...] = (
         "is dropped.",
     ),
     Setting(
+        "log_correlation",
+        "DSPY_OTEL_LOG_CORRELATION",
+        boolean,
+        False,
+        "true = every record of Python's logging module carries otelTraceID, otelSpanID, otelTraceSampled and "
+        "otelServiceName (use them in your log format, e.g. %(otelTraceID)s).",
+    ),
+    Setting(
         "metrics_exporter",
         "OTEL_METRICS_EXPORTER",
         choices(EXPORTERS),
@@ -400,6 +408,7 @@ class Settings:
     flush_on_signals: bool
     resource_attributes: KeyValues | None
     redact: Callable[[str], str] | None
+    log_correlation: bool
     metrics_exporter: tuple[str, ...]
     metric_export_interval_ms: int
     sdk_disabled: bool

@@ -27,6 +27,7 @@ from dspy_otel import _signals, _stats
 from dspy_otel._config import Settings, resolve
 from dspy_otel._display import display
 from dspy_otel._resolve import rejected
+from dspy_otel.context import ContextAttributesProcessor
 from dspy_otel.export.queue import CountingBatchSpanProcessor
 from dspy_otel.sampling.head import DSPyOtelSampler, build_head
 
@@ -125,6 +126,7 @@ def configure(
         meter_provider = None
         if not settings.sdk_disabled:
             bad_env = rejected()
+            provider.add_span_processor(ContextAttributesProcessor())  # dspy_otel.attributes() on others' spans
             exporters = [span_exporter] if span_exporter is not None else build_exporters(settings, bad_env)
             if exporters:
                 processor, _batches[:] = build_processor(settings, exporters)

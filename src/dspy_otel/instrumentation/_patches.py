@@ -13,7 +13,10 @@
    not DSPy keeps history, and the hooks copy those onto the LM span.
 3. ``ParallelExecutor.execute`` (behind ``dspy.Parallel`` and ``dspy.Evaluate``)
    carries the caller's OpenTelemetry context into its worker threads, as DSPy
-   already does for its own active call id, so one run stays one trace.
+   already does for its own active call id, so one run stays one trace. Under
+   ``Evaluate`` each example also gets a span with its metric's result (``_evaluation``).
+4. ``dspy.clients.execution._retryable`` is observed: DSPy asks it after every
+   failed attempt of an LM call whether to retry (``_retries``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
+from dspy_otel.instrumentation import _evaluation, _retries
 from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.instrumentation._hooks import Handle, SpanHooks
 
@@ -102,10 +106,17 @@ def _observe_finalize(original: Callable[..., Any], hooks: SpanHooks) -> Callabl
     return finalize
 
 
+def _traced_evaluate(original: Callable[..., Any], hooks: SpanHooks) -> Callable[..., Any]:
+    """``Evaluate.__call__`` in its span, and inside it the examples' spans and scores: one wrapper of ``original``."""
+    scored = _evaluation.scored(original, hooks.tracer)
+    return functools.update_wrapper(_traced(scored, hooks.start_module, hooks), original)
+
+
 def _carry_context(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def execute(self: Any, function: Callable[[Any], Any], data: Any) -> Any:
         parent = otel_context.get_current()
+        function = _evaluation.per_example(parent, function, data)
 
         @functools.wraps(function)
         def in_parent_context(item: Any) -> Any:
@@ -134,7 +145,6 @@ def patches(hooks: SpanHooks) -> list[Patch]:
         ("dspy.clients.base_lm", "BaseLM", ("__call__", "acall"), hooks.start_lm),
         ("dspy.primitives.module", "Module", ("__call__", "acall"), hooks.start_module),
         ("dspy.adapters.types.tool", "Tool", ("__call__", "acall"), hooks.start_tool),
-        ("dspy.evaluate.evaluate", "Evaluate", ("__call__",), hooks.start_module),
     )
     targets: list[tuple[str, str, str, Callable[[Any], Callable[..., Any]]]] = [
         (module_name, class_name, name, functools.partial(_traced, start=start, hooks=hooks))
@@ -142,8 +152,10 @@ def patches(hooks: SpanHooks) -> list[Patch]:
         for name in names
     ]
     targets += [
+        ("dspy.evaluate.evaluate", "Evaluate", "__call__", functools.partial(_traced_evaluate, hooks=hooks)),
         ("dspy.utils.parallelizer", "ParallelExecutor", "execute", _carry_context),
         ("dspy.clients.execution", "", "finalize", functools.partial(_observe_finalize, hooks=hooks)),
+        ("dspy.clients.execution", "", "_retryable", functools.partial(_retries.observe, hooks=hooks)),
     ]
     built: list[Patch] = []
     for module_name, class_name, name, wrap in targets:
