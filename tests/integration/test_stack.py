@@ -110,7 +110,7 @@ def start_stack(binaries: Binaries, tmp_path: Path) -> Iterator[StartStack]:
 def test_the_stack_sets_every_endpoint_the_configs_read() -> None:
     script = _script()
     ports = script.Ports("127.0.0.1", *range(4317, 4328))
-    collector, jaeger = script.collector_env(ports, {}), script.jaeger_env(ports)
+    collector, jaeger = script.collector_env(ports, {}), script.jaeger_env(ports, Path("/ui"))
     for config, env in (("otel-collector.yaml", collector), ("jaeger.yaml", jaeger)):
         read = set(re.findall(r"\$\{env:(DSPY_OTEL_\w+(?:ENDPOINT|HOST|PORT)):-", (CONFIG_DIR / config).read_text()))
         assert read <= set(env), f"{config} reads {sorted(read - set(env))}, which the stack leaves at their defaults"
