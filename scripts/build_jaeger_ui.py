@@ -5,16 +5,18 @@ no UI in it, so the repository carries the UI that ships with that Jaeger
 release, built: ``collector-build/jaeger-ui/jaeger-ui-<tag>.tar.xz`` (the
 ``build/`` folder of jaeger-ui's ``packages/jaeger-ui`` plus jaeger-ui's
 Apache-2.0 ``LICENSE``) and its SHA-256 beside it. This script makes both
-again: it clones jaeger-ui at the tag (or uses ``--source``), checks the commit
-is the one Jaeger's repository pins as its ``jaeger-ui`` submodule, installs the
-locked npm packages with ``npm ci``, runs ``npm run build`` and packs the result
+again: it clones jaeger-ui at the tag into ``BUILD_DIR`` (always the same
+folder: the bundle records one absolute path of the build, so the same folder
+is what makes a rebuild give the same bytes), checks the commit is the one
+Jaeger's repository pins as its ``jaeger-ui`` submodule, installs the locked npm
+packages with ``npm ci``, runs ``npm run build`` and packs the result
 reproducibly (sorted names, no owners or dates). Node 20.19 or newer and npm
 are needed (jaeger-ui asks for Node 24; the build works on 20, so the engine
 check is turned off). Only the Python standard library is used.
 
 Example:
-    $ python scripts/build_jaeger_ui.py                          # clone from GitHub, build, pack
-    $ python scripts/build_jaeger_ui.py --source ~/src/jaeger-ui # a checkout at the tag
+    $ python scripts/build_jaeger_ui.py                                 # clone from GitHub, build, pack
+    $ python scripts/build_jaeger_ui.py --repository ~/src/jaeger-ui    # clone a local clone instead
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import hashlib
 import io
 import lzma
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/ is not a package; a no-op when run as a script
@@ -36,6 +38,7 @@ import build_otel_binaries as binaries
 UI_REPOSITORY = "https://github.com/jaegertracing/jaeger-ui.git"
 # `git ls-tree v2.13.0 jaeger-ui` in github.com/jaegertracing/jaeger: the submodule commit, tagged v1.76.0.
 UI_COMMIT = "1ceadb6f6fb29774bfaa77a6148499ff7a04902b"
+BUILD_DIR = Path("/tmp/dspy-otel-jaeger-ui/jaeger-ui")
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -82,18 +85,14 @@ def pack(built: Path, license_file: Path, target: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: build jaeger-ui at the pinned tag and write the archive and its SHA-256."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    parser.add_argument("--source", type=Path, help="a jaeger-ui checkout at the tag (default: clone it)")
     parser.add_argument("--repository", default=UI_REPOSITORY, help=f"where to clone from (default {UI_REPOSITORY})")
     args = parser.parse_args(argv)
     try:
-        with tempfile.TemporaryDirectory(prefix="jaeger-ui-") as work:
-            source = args.source
-            if source is None:
-                source = Path(work) / "jaeger-ui"
-                clone = ["git", "clone", "--quiet", "--depth", "1", "--branch", binaries.JAEGER_UI_TAG]
-                _run([*clone, args.repository, str(source)], Path(work))
-            built = build(source.resolve())
-            digest = pack(built, source / "LICENSE", binaries.JAEGER_UI_ARCHIVE)
+        shutil.rmtree(BUILD_DIR, ignore_errors=True)
+        BUILD_DIR.parent.mkdir(parents=True, exist_ok=True)
+        clone = ["git", "clone", "--quiet", "--depth", "1", "--branch", binaries.JAEGER_UI_TAG]
+        _run([*clone, args.repository, str(BUILD_DIR)], BUILD_DIR.parent)
+        digest = pack(build(BUILD_DIR), BUILD_DIR / "LICENSE", binaries.JAEGER_UI_ARCHIVE)
     except (OSError, RuntimeError) as exc:
         print(f"build_jaeger_ui: {exc}", file=sys.stderr)
         return 1

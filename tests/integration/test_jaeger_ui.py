@@ -143,6 +143,20 @@ def rows(page: Page) -> list[tuple[str, float]]:
     return found
 
 
+def open_tags(page: Page, span_name: Locator) -> Locator:
+    """Click a span in the trace view, then its Tags; returns the tags' table."""
+    span_name.click()
+    detail = page.locator(".span-detail-row")
+    detail.locator(".AccordianKeyValues--header", has_text="Tags").first.click()
+    return detail.locator(".KeyValueTable").first
+
+
+def tag(table: Locator, key: str) -> Locator:
+    """The value shown for ``key`` in a tags table."""
+    key_cell = table.page.locator(".KeyValueTable--keyColumn", has_text=re.compile(f"^{re.escape(key)}$"))
+    return table.locator(".KeyValueTable--row").filter(has=key_cell).locator(".KeyValueTable--valueColumn")
+
+
 def test_the_printed_address_serves_the_ui_and_finds_the_demo(page: Page, demo: Demo) -> None:
     results = search(page, demo)
     expect(page.get_by_text("This is not the Jaeger UI you are looking for")).to_have_count(0)
@@ -167,16 +181,13 @@ def test_the_react_trace_shows_the_span_tree_and_the_lm_span_tags(page: Page, de
     assert react_x < predict_x < chat_x  # ReAct > Predict react > chat gpt-4o-mini
     assert tool_x == predict_x  # execute_tool _weather: a child of ReAct, beside Predict react
 
-    page.locator(".span-row .span-name", has_text="chat gpt-4o-mini").first.click()
-    detail = page.locator(".span-detail-row")
-    expect(detail.locator("h2")).to_have_text("chat gpt-4o-mini")
-    detail.get_by_text("Tags", exact=True).click()
+    table = open_tags(page, page.locator(".span-row .span-name", has_text="chat gpt-4o-mini").first)
+    expect(page.locator(".span-detail-row h2")).to_have_text("chat gpt-4o-mini")
     lm_span = next(s for s in demo.traces[react].values() if s["name"] == "chat gpt-4o-mini")
     attributes = {a["key"]: next(iter(a["value"].values())) for a in lm_span["attributes"]}
-    table = detail.locator(".KeyValueTable")
-    for key in ("gen_ai.request.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"):
-        expect(table.locator("tr", has_text=key)).to_contain_text(str(attributes[key]))
-    expect(table.locator("tr", has_text="gen_ai.request.model")).to_contain_text("gpt-4o-mini")
+    for key in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.response.model"):
+        expect(tag(table, key)).to_have_text(str(attributes[key]))
+    expect(tag(table, "gen_ai.request.model")).to_have_text("gpt-4o-mini")
 
 
 def test_the_failed_trace_carries_the_error_marks(page: Page, demo: Demo) -> None:
@@ -185,10 +196,8 @@ def test_the_failed_trace_carries_the_error_marks(page: Page, demo: Demo) -> Non
     expect(page).to_have_url(re.compile(f"/trace/{failed}"))
     errored = page.locator(".span-row", has=page.locator(".SpanBarRow--errorIcon"))
     expect(errored).to_have_count(demo.errors(failed))
-    errored.first.locator(".span-name").click()
-    table = page.locator(".span-detail-row .KeyValueTable").first
-    page.locator(".span-detail-row").get_by_text("Tags", exact=True).click()
-    expect(table.locator("tr", has_text="error")).to_contain_text("true")
+    table = open_tags(page, errored.first.locator(".span-name"))
+    expect(tag(table, "error")).to_have_text("true")
 
 
 def test_two_traces_open_in_the_comparison_page(page: Page, demo: Demo) -> None:
