@@ -63,6 +63,16 @@ class Demo:
         (found,) = [tid for tid, spans in self.traces.items() if self.errors(tid)]
         return found
 
+    def name_paths(self, trace_id: str) -> set[tuple[str, ...]]:
+        """Every span's chain of names from the root (the nodes of the comparison graph)."""
+        spans = self.traces[trace_id]
+
+        def path(span: Mapping[str, Any]) -> tuple[str, ...]:
+            parent = spans.get(span.get("parentSpanId", ""))
+            return (*path(parent), span["name"]) if parent else (span["name"],)
+
+        return {path(span) for span in spans.values()}
+
     def errors(self, trace_id: str) -> int:
         """How many spans of the trace are marked ERROR."""
         return sum(s.get("status", {}).get("code") == ERROR for s in self.traces[trace_id].values())
@@ -116,10 +126,9 @@ def search(page: Page, demo: Demo) -> Locator:
     """Open the printed address, pick the demo's service, press Find Traces; returns the result items."""
     page.goto(demo.ui)
     expect(page).to_have_title("Jaeger UI")
-    page.locator(".SearchForm--submit").wait_for()
-    page.get_by_text("Select A Service").click()
+    page.locator('.ant-select[name="service"]').click()
     page.keyboard.type(demo.service)
-    page.get_by_role("option", name=demo.service).click()
+    page.locator(f'.ant-select-item-option[title="{demo.service}"]').click()
     page.get_by_role("button", name="Find Traces").click()
     results = page.locator(".ResultItem")
     expect(results).to_have_count(len(demo.traces))
@@ -146,7 +155,7 @@ def rows(page: Page) -> list[tuple[str, float]]:
 def open_tags(page: Page, span_name: Locator) -> Locator:
     """Click a span in the trace view, then its Tags; returns the tags' table."""
     span_name.click()
-    detail = page.locator(".span-detail-row")
+    detail = page.locator(".detail-row")
     detail.locator(".AccordianKeyValues--header", has_text="Tags").first.click()
     return detail.locator(".KeyValueTable").first
 
@@ -154,7 +163,7 @@ def open_tags(page: Page, span_name: Locator) -> Locator:
 def tag(table: Locator, key: str) -> Locator:
     """The value shown for ``key`` in a tags table."""
     key_cell = table.page.locator(".KeyValueTable--keyColumn", has_text=re.compile(f"^{re.escape(key)}$"))
-    return table.locator(".KeyValueTable--row").filter(has=key_cell).locator(".KeyValueTable--valueColumn")
+    return table.locator(".KeyValueTable--row").filter(has=key_cell).locator(".KeyValueTable--valueColumn .json-markup")
 
 
 def test_the_printed_address_serves_the_ui_and_finds_the_demo(page: Page, demo: Demo) -> None:
@@ -182,12 +191,13 @@ def test_the_react_trace_shows_the_span_tree_and_the_lm_span_tags(page: Page, de
     assert tool_x == predict_x  # execute_tool _weather: a child of ReAct, beside Predict react
 
     table = open_tags(page, page.locator(".span-row .span-name", has_text="chat gpt-4o-mini").first)
-    expect(page.locator(".span-detail-row h2")).to_have_text("chat gpt-4o-mini")
+    expect(page.locator(".detail-row h2")).to_have_text("chat gpt-4o-mini")
     lm_span = next(s for s in demo.traces[react].values() if s["name"] == "chat gpt-4o-mini")
     attributes = {a["key"]: next(iter(a["value"].values())) for a in lm_span["attributes"]}
     for key in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.response.model"):
         expect(tag(table, key)).to_have_text(str(attributes[key]))
     expect(tag(table, "gen_ai.request.model")).to_have_text("gpt-4o-mini")
+    tag(table, "gen_ai.usage.input_tokens").scroll_into_view_if_needed()  # for the screenshot
 
 
 def test_the_failed_trace_carries_the_error_marks(page: Page, demo: Demo) -> None:
@@ -207,6 +217,10 @@ def test_two_traces_open_in_the_comparison_page(page: Page, demo: Demo) -> None:
         result(results, trace_id).locator(".ResultItemTitle input[type=checkbox]").check()
     page.get_by_role("button", name="Compare Traces").click()
     expect(page).to_have_url(re.compile(rf"/trace/({react}\.\.\.{failed}|{failed}\.\.\.{react})"))
-    graph = page.locator(".TraceDiffGraph")
-    expect(graph.get_by_text("ReAct", exact=True)).to_be_visible()
-    expect(graph.get_by_text("ChainOfThought", exact=True).first).to_be_visible()
+    header = page.locator(".TraceDiffHeader")
+    expect(header).to_contain_text("ReAct")
+    expect(header).to_contain_text("ChainOfThought")
+    # One node per distinct chain of span names from the root, in either trace.
+    nodes = page.locator(".TraceDiffGraph--graphWrapper .DiffNode")
+    expect(nodes).to_have_count(len(demo.name_paths(react) | demo.name_paths(failed)))
+    expect(nodes.filter(has_text="execute_tool _weather")).to_be_visible()
