@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,8 +99,8 @@ def demo(binaries: Binaries, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         ui = stack.line(r"Jaeger UI +(\S+)")[1]
         endpoint = stack.line(r"`OTEL_EXPORTER_OTLP_ENDPOINT=(\S+) dspy-otel demo`")[1]
-        service = f"ui-{uuid.uuid4().hex[:8]}"
-        run_demo(folder, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_SERVICE_NAME=service)
+        run_demo(folder, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)  # this Jaeger holds the demo alone
+        service = "dspy-otel-demo"  # the demo's default, as a user sees it
         jaeger = Jaeger("", ui)
         wait_for("the demo's 6 traces in Jaeger", lambda: len(jaeger.traces(service)) == 6, timeout_s=60)
         yield Demo(ui, service, jaeger.traces(service))
