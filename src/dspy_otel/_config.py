@@ -300,6 +300,14 @@ TABLE: tuple[Setting, ...] = (
         "what is left is dropped and counted, so a dead collector never holds the program up.",
     ),
     Setting(
+        "flush_on_signals",
+        "DSPY_OTEL_FLUSH_ON_SIGNALS",
+        boolean,
+        True,
+        "Export what is queued (within DSPY_OTEL_EXIT_TIMEOUT_MS) when SIGTERM, SIGINT or SIGHUP ends the process, "
+        "after the handlers of the app or server (uvicorn, gunicorn) ran; false = leave signals alone.",
+    ),
+    Setting(
         "resource_attributes",
         "OTEL_RESOURCE_ATTRIBUTES",
         key_values,
@@ -389,6 +397,7 @@ class Settings:
     bsp_schedule_delay_ms: int
     bsp_export_timeout_ms: int
     exit_timeout_ms: int
+    flush_on_signals: bool
     resource_attributes: KeyValues | None
     redact: Callable[[str], str] | None
     metrics_exporter: tuple[str, ...]
