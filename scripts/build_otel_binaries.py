@@ -7,6 +7,12 @@ Both come from Go modules, at pinned versions, through the Go module proxy:
 - Jaeger v2 (``github.com/jaegertracing/jaeger/cmd/jaeger``) from the small Go
   module in ``collector-build/jaeger/``, whose ``go.sum`` pins every dependency.
 
+Jaeger's Go module carries no UI, so the UI released with it, built once by
+``scripts/build_jaeger_ui.py`` and committed as
+``collector-build/jaeger-ui/jaeger-ui-<tag>.tar.xz``, is unpacked (after checking
+its SHA-256) into the cache too; ``collector-config/jaeger.yaml`` serves it from
+there when ``DSPY_OTEL_JAEGER_UI_ASSETS`` names the folder.
+
 The binaries are cached outside the repository, in ``$DSPY_OTEL_BIN_CACHE`` or
 ``${XDG_CACHE_HOME:-~/.cache}/dspy-otel/bin``, in folders named by version and by
 a digest of the files they are built from, so a second run does nothing and an
@@ -27,6 +33,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -47,6 +54,9 @@ _JAEGER_BUILD_FLAGS = ("-mod=readonly", "-buildvcs=false", "-trimpath", "-ldflag
 REPO = Path(__file__).resolve().parent.parent
 MANIFEST = REPO / "collector-build" / "builder-config.yaml"
 JAEGER_MODULE = REPO / "collector-build" / "jaeger"
+# The jaeger-ui release that Jaeger v2.13.0 pins as its `jaeger-ui` submodule (jaeger-ui tags follow the v1 line).
+JAEGER_UI_TAG = "v1.76.0"
+JAEGER_UI_ARCHIVE = REPO / "collector-build" / "jaeger-ui" / f"jaeger-ui-{JAEGER_UI_TAG}.tar.xz"
 
 
 @dataclass(frozen=True)
@@ -56,10 +66,12 @@ class Binaries:
     Attributes:
         collector: The OpenTelemetry Collector (``otelcol-dspy``).
         jaeger: Jaeger v2 all-in-one.
+        jaeger_ui: The folder of the Jaeger UI's assets (``index.html``, ``static/``).
     """
 
     collector: Path
     jaeger: Path
+    jaeger_ui: Path
 
 
 def cache_root() -> Path:
@@ -106,6 +118,51 @@ def jaeger_path(root: Path) -> Path:
     """Where Jaeger built from the current Go module is cached."""
     digest = _digest(" ".join(_JAEGER_BUILD_FLAGS), JAEGER_MODULE / "go.mod", JAEGER_MODULE / "go.sum")
     return root / f"jaeger-{JAEGER_MODULE_VERSION}-{digest}" / "jaeger"
+
+
+def jaeger_ui_digest_file(archive: Path) -> Path:
+    """The ``sha256sum``-style file committed beside a UI archive."""
+    return archive.with_name(archive.name + ".sha256")
+
+
+def _jaeger_ui_digest() -> str:
+    return jaeger_ui_digest_file(JAEGER_UI_ARCHIVE).read_text().split()[0]
+
+
+def jaeger_ui_path(root: Path) -> Path:
+    """Where the committed UI archive is unpacked (named by its tag and digest)."""
+    return root / f"jaeger-ui-{JAEGER_UI_TAG}-{_jaeger_ui_digest()[:12]}"
+
+
+def unpack_jaeger_ui(root: Path) -> Path:
+    """Unpack the committed Jaeger UI into the cache, unless it is there already.
+
+    Args:
+        root: The cache root.
+
+    Returns:
+        The folder holding ``index.html`` and ``static/``.
+
+    Raises:
+        RuntimeError: The archive does not match its committed SHA-256.
+    """
+    target = jaeger_ui_path(root)
+    if (target / "index.html").is_file():
+        return target
+    if hashlib.sha256(JAEGER_UI_ARCHIVE.read_bytes()).hexdigest() != _jaeger_ui_digest():
+        raise RuntimeError(f"{JAEGER_UI_ARCHIVE} does not match {jaeger_ui_digest_file(JAEGER_UI_ARCHIVE)}")
+    root.mkdir(parents=True, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="jaeger-ui-", dir=root)
+    with tarfile.open(JAEGER_UI_ARCHIVE) as archive:
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(work, filter="data")
+        else:  # Python < 3.10.12, without extraction filters: the archive is the repository's own
+            archive.extractall(work)
+    try:
+        os.replace(work, target)  # atomic: a reader sees all of it or nothing
+    except OSError:  # another process unpacked it first
+        shutil.rmtree(work)
+    return target
 
 
 def build_collector(go: str, root: Path) -> Path:
@@ -158,7 +215,7 @@ def _to_stderr(line: str) -> None:
 
 
 def build_all(go: str | None = None, root: Path | None = None, log: Callable[[str], None] = _to_stderr) -> Binaries:
-    """Build (or find cached) both binaries side by side, reporting how long each took.
+    """Build (or find cached) both binaries side by side, reporting how long each took, and unpack the UI.
 
     The two builds run concurrently: on a small machine each spends long
     stretches on one core (linking, large packages), so together they finish
@@ -174,7 +231,7 @@ def build_all(go: str | None = None, root: Path | None = None, log: Callable[[st
 
     Raises:
         FileNotFoundError: Go is not installed.
-        RuntimeError: A build failed; the message holds the tool's output.
+        RuntimeError: A build failed (the message holds the tool's output), or the UI archive is damaged.
     """
     go = go or shutil.which("go")
     if go is None:
@@ -187,14 +244,15 @@ def build_all(go: str | None = None, root: Path | None = None, log: Callable[[st
         log(f"{name}: {path} ({time.monotonic() - started:.1f} s)")
         return path
 
+    jaeger_ui = timed("jaeger UI", lambda _, cache: unpack_jaeger_ui(cache))
     with ThreadPoolExecutor(max_workers=2) as pool:
         collector = pool.submit(timed, "collector", build_collector)
         jaeger = pool.submit(timed, "jaeger", build_jaeger)
-        return Binaries(collector.result(), jaeger.result())
+        return Binaries(collector.result(), jaeger.result(), jaeger_ui)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: build both binaries and print their paths."""
+    """Command-line entry point: build both binaries, unpack the UI and print their paths."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--json", action="store_true", help="print the paths as one JSON object")
     args = parser.parse_args(argv)
@@ -206,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({key: str(value) for key, value in asdict(binaries).items()}))
     else:
-        print(f"collector: {binaries.collector}\njaeger: {binaries.jaeger}")
+        print(f"collector: {binaries.collector}\njaeger: {binaries.jaeger}\njaeger_ui: {binaries.jaeger_ui}")
     return 0
 
 

@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# Installs what the integration tests need beyond Python packages:
-# Debian's docker-compose (to validate docker-compose.yml) and the collector and Jaeger binaries built from Go modules.
-# Without Go, outside CI, it says in one line that the integration tests will be skipped and succeeds, so that
-# `make test` runs every other test; under CI=true a missing Go fails.
+# Installs what the integration tests need beyond Python packages: from Debian, docker-compose (to validate
+# docker-compose.yml) and Chromium (the browser test of the Jaeger UI, driven by Playwright); the collector and Jaeger
+# binaries built from Go modules (and the committed Jaeger UI, unpacked beside them).
+# Without Go or Chromium, outside CI, it says in one line which tests will be skipped and succeeds, so that
+# `make test` runs every other test; under CI=true a missing Go or Chromium fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v docker-compose >/dev/null 2>&1; then
+missing=()
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "install-prereqs: docker-compose is missing and cannot be installed here (needs root and apt-get)" >&2
+        echo "install-prereqs: ${missing[*]} missing and cannot be installed here (needs root and apt-get)" >&2
     fi
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "${CI:-}" = true ]; then
+        echo "install-prereqs: Chromium is not installed; under CI=true the browser test of the Jaeger UI must run" >&2
+        exit 1
+    fi
+    echo "install-prereqs: Chromium is not installed: the browser test of the Jaeger UI (tests/integration/test_jaeger_ui.py) will be skipped" >&2
 fi
 # Go on PATH, else in GO_DIR (default /usr/local/go/bin, where the official tarball puts it; GO_DIR= to not look).
 GO_DIR="${GO_DIR-/usr/local/go/bin}"

@@ -22,10 +22,12 @@ collector's default exporter endpoint ``jaeger:4317`` is a compose host name).
 As with compose, the collector keeps every trace
 (``DSPY_OTEL_COLLECTOR_SAMPLE_PERCENT`` defaults to 100 here); every other
 ``DSPY_OTEL_COLLECTOR_*`` variable of your shell reaches the collector.
-The processes' output goes to ``collector.log`` and ``jaeger.log`` in
-``--log-dir`` (a new temporary folder by default). Ctrl-C, SIGTERM or SIGHUP
-stops both; if either exits on its own, the other is stopped too and the
-script exits 1. Only the Python standard library is used.
+Jaeger serves the UI committed in ``collector-build/jaeger-ui/`` (unpacked into
+the binaries' cache), since its Go module has none. The processes' output goes
+to ``collector.log`` and ``jaeger.log`` in ``--log-dir`` (a new temporary folder
+by default). Ctrl-C, SIGTERM or SIGHUP stops both; if either exits on its own,
+the other is stopped too and the script exits 1. Only the Python standard
+library is used.
 
 Example:
     $ make stack                                   # or: python scripts/run_stack.py
@@ -123,9 +125,10 @@ def collector_env(ports: Ports, environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def jaeger_env(ports: Ports) -> dict[str, str]:
-    """The variables ``collector-config/jaeger.yaml`` reads, for this stack."""
+def jaeger_env(ports: Ports, ui_assets: Path) -> dict[str, str]:
+    """The variables ``collector-config/jaeger.yaml`` reads, for this stack, serving the UI from ``ui_assets``."""
     return {
+        "DSPY_OTEL_JAEGER_UI_ASSETS": str(ui_assets),
         "DSPY_OTEL_JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports.jaeger_otlp_grpc}",
         "DSPY_OTEL_JAEGER_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports.jaeger_otlp_http}",
         "DSPY_OTEL_JAEGER_QUERY_HTTP_ENDPOINT": f"{ports.host}:{ports.ui}",
@@ -144,10 +147,14 @@ def _say(line: str) -> None:
     print(f"stack: {line}", flush=True)
 
 
-def find_binaries(collector: Path | None, jaeger: Path | None) -> tuple[Path, Path]:
-    """The collector and Jaeger: given, cached, or built now with Go (about 10 minutes the first time)."""
+def find_binaries(collector: Path | None, jaeger: Path | None) -> build_otel_binaries.Binaries:
+    """The collector and Jaeger (given, cached, or built now with Go: about 10 minutes the first time) and the UI."""
+    root = build_otel_binaries.cache_root()
+    try:
+        jaeger_ui = build_otel_binaries.unpack_jaeger_ui(root)
+    except (OSError, RuntimeError) as exc:
+        raise StackError(f"the Jaeger UI cannot be unpacked: {exc}") from exc
     if collector is None or jaeger is None:
-        root = build_otel_binaries.cache_root()
         cached = build_otel_binaries.collector_path(root), build_otel_binaries.jaeger_path(root)
         if not all(path.is_file() for path in cached):
             go_dir = os.environ.get("GO_DIR", "/usr/local/go/bin")
@@ -167,7 +174,7 @@ def find_binaries(collector: Path | None, jaeger: Path | None) -> tuple[Path, Pa
     for path in (collector, jaeger):
         if not path.is_file():
             raise StackError(f"{path} does not exist")
-    return collector, jaeger
+    return build_otel_binaries.Binaries(collector, jaeger, jaeger_ui)
 
 
 def _die_with_parent() -> None:
@@ -318,16 +325,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stack.on_signal)
     try:
-        collector_bin, jaeger_bin = find_binaries(args.collector, args.jaeger)
+        binaries = find_binaries(args.collector, args.jaeger)
         jaeger = stack.start(
             "jaeger",
-            [str(jaeger_bin), "--config", str(CONFIG_DIR / "jaeger.yaml")],
-            jaeger_env(ports),
+            [str(binaries.jaeger), "--config", str(CONFIG_DIR / "jaeger.yaml")],
+            jaeger_env(ports, binaries.jaeger_ui),
             f"http://127.0.0.1:{ports.jaeger_health}/status",
         )
         collector = stack.start(
             "collector",
-            [str(collector_bin), "--config", str(CONFIG_DIR / "otel-collector.yaml")],
+            [str(binaries.collector), "--config", str(CONFIG_DIR / "otel-collector.yaml")],
             collector_env(ports, os.environ),
             f"http://{_probe_host(args.host)}:{ports.health}/",
         )

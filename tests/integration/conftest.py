@@ -63,7 +63,7 @@ def binaries(pytestconfig: pytest.Config) -> Binaries:
 
     built = load_build_script().build_all(root=CACHE_ROOT, log=log)
     report(pytestconfig, f"[integration] collector and Jaeger ready in {time.monotonic() - started:.1f} s")
-    return Binaries(Path(built.collector), Path(built.jaeger))
+    return Binaries(Path(built.collector), Path(built.jaeger), Path(built.jaeger_ui))
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +78,7 @@ def jaeger(binaries: Binaries, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "DSPY_OTEL_JAEGER_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
         "DSPY_OTEL_JAEGER_METRICS_HOST": "127.0.0.1",
         "DSPY_OTEL_JAEGER_METRICS_PORT": str(ports["metrics"]),
+        "DSPY_OTEL_JAEGER_UI_ASSETS": str(binaries.jaeger_ui),
     }
     process = start(
         "jaeger",

@@ -82,10 +82,11 @@ def report(config: pytest.Config, line: str) -> None:
 
 @dataclass(frozen=True)
 class Binaries:
-    """The built executables."""
+    """The built executables and the Jaeger UI's assets."""
 
     collector: Path
     jaeger: Path
+    jaeger_ui: Path
 
 
 @dataclass

@@ -15,26 +15,15 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from conftest import run_demo
-from integration.processes import CONFIG_DIR, REPO, Binaries, Jaeger, free_port, load_script, wait_for
+from integration.processes import CONFIG_DIR, Binaries, Jaeger, wait_for
+from integration.stack import SCRIPT, STOP_TIMEOUT_S, RunningStack, free_ports, launch_stack, run_stack_module
 
-SCRIPT = REPO / "scripts" / "run_stack.py"
-READY_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 30.0
-
-
-def _script() -> ModuleType:
-    return load_script("run_stack")
-
-
-def _free_ports() -> dict[str, int]:
-    return {flag: free_port() for flag, _, _ in _script().PORTS}
+StartStack = Callable[..., RunningStack]
 
 
 def _refused(port: int) -> bool:
@@ -50,67 +39,24 @@ def _gone(pid: int) -> bool:
     return False
 
 
-@dataclass
-class RunningStack:
-    popen: subprocess.Popen[bytes]
-    ports: dict[str, int]
-    output: Path
-
-    def text(self) -> str:
-        return self.output.read_text(errors="replace")
-
-    def line(self, pattern: str) -> re.Match[str]:
-        found = re.search(pattern, self.text())
-        assert found is not None, f"{pattern!r} not in the stack's output:\n{self.text()}"
-        return found
-
-    def pids(self) -> tuple[int, int]:
-        found = self.line(r"collector pid (\d+), jaeger pid (\d+)")
-        return int(found[1]), int(found[2])
-
-    def stop(self, signum: int) -> int:
-        self.popen.send_signal(signum)
-        return self.popen.wait(timeout=STOP_TIMEOUT_S)
-
-
-StartStack = Callable[..., RunningStack]
-
-
 @pytest.fixture
 def start_stack(binaries: Binaries, tmp_path: Path) -> Iterator[StartStack]:
     """``start_stack(**env)`` runs the script on free ports and waits for its ready line (stopped after the test)."""
     running: list[RunningStack] = []
 
     def start(**env: str) -> RunningStack:
-        ports = _free_ports()
-        command = [sys.executable, str(SCRIPT), "--log-dir", str(tmp_path / "logs")]
-        command += ["--collector", str(binaries.collector), "--jaeger", str(binaries.jaeger)]
-        for flag, port in ports.items():
-            command += [f"--{flag}", str(port)]
-        output = tmp_path / "stack.out"
-        with output.open("wb") as sink:
-            popen = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **env})
-        stack = RunningStack(popen, ports, output)
-        running.append(stack)
-        wait_for(
-            "the stack's ready line",
-            lambda: "stack: ready" in stack.text() or popen.poll() is not None,
-            READY_TIMEOUT_S,
-        )
-        assert popen.poll() is None, stack.text()
-        return stack
+        running.append(launch_stack(binaries, tmp_path, **env))
+        return running[-1]
 
     yield start
-    for stack in running:
-        if stack.popen.poll() is None:
-            stack.popen.kill()
-            stack.popen.wait(timeout=STOP_TIMEOUT_S)
+    for one in running:
+        one.kill()
 
 
 def test_the_stack_sets_every_endpoint_the_configs_read() -> None:
-    script = _script()
+    script = run_stack_module()
     ports = script.Ports("127.0.0.1", *range(4317, 4328))
-    collector, jaeger = script.collector_env(ports, {}), script.jaeger_env(ports)
+    collector, jaeger = script.collector_env(ports, {}), script.jaeger_env(ports, Path("/ui"))
     for config, env in (("otel-collector.yaml", collector), ("jaeger.yaml", jaeger)):
         read = set(re.findall(r"\$\{env:(DSPY_OTEL_\w+(?:ENDPOINT|HOST|PORT)):-", (CONFIG_DIR / config).read_text()))
         assert read <= set(env), f"{config} reads {sorted(read - set(env))}, which the stack leaves at their defaults"
@@ -128,7 +74,7 @@ def test_the_stack_sets_every_endpoint_the_configs_read() -> None:
 
 
 def test_the_readme_ports_are_the_defaults() -> None:
-    defaults = {flag: port for flag, port, _ in _script().PORTS}
+    defaults = {flag: port for flag, port, _ in run_stack_module().PORTS}
     assert defaults == {
         "otlp-grpc-port": 4317,
         "otlp-http-port": 4318,
@@ -140,7 +86,7 @@ def test_the_readme_ports_are_the_defaults() -> None:
 
 
 def test_a_busy_port_is_named_and_nothing_starts(tmp_path: Path) -> None:
-    ports = _free_ports()
+    ports = free_ports()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", ports["ui-port"]))
         busy.listen()
