@@ -92,6 +92,12 @@ def test_most_snippets_run() -> None:
     assert sum(map(_runs, every)) > len(every) / 2  # the marker is for the exceptions
 
 
+def test_the_readme_quick_start_is_the_program_getting_started_runs() -> None:
+    (readme,) = [b.code for b in blocks(REPO / "README.md") if b.language == "python"]
+    (app,) = [b.code for b in blocks(REPO / "docs" / "getting-started.md") if b.argument == "app.py"]
+    assert readme == app
+
+
 @pytest.fixture(scope="module")
 def reader_env() -> Iterator[dict[str, str]]:
     """The environment of a reader on a fresh machine, with the fake model as OpenAI and no collector."""
