@@ -11,7 +11,8 @@ On the line just above a block, in the Markdown:
 
 - ``<!-- not run: REASON -->`` leaves it out (it needs Docker or a remote backend, runs until Ctrl-C, installs
   from PyPI, ...); the reason is required;
-- ``<!-- file: NAME -->`` writes it to ``NAME`` for the blocks after it (``python app.py``) instead of running it.
+- ``<!-- file: NAME -->`` writes it to ``NAME`` for the blocks after it (``python app.py``) instead of running it;
+- ``<!-- output -->`` above a ``text`` block: it is what the block run before it prints on stdout, exactly.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 RUNNABLE = {"python", "bash", "sh"}
 _FENCE = re.compile(r"^```(\w*)\s*$")
-_MARKER = re.compile(r"^<!-- (not run|file):(.*)-->$")
+_MARKER = re.compile(r"^<!-- (not run|file|output):?(.*)-->$")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,9 @@ def test_every_marker_stands_above_a_block_and_gives_its_reason_or_file_name() -
                 assert (page, number) in marked, f"{page.relative_to(REPO)}:{number}: a marker with no block below"
     for page in PAGES:
         for block in blocks(page):
-            if block.marker:
+            if block.marker == "output":
+                assert block.language == "text", f"{block.where()}: an output is a text block"
+            elif block.marker:
                 assert block.argument, f"{block.where()}: say why it is not run, or which file it is"
                 assert block.language in RUNNABLE, f"{block.where()}: only python and bash blocks are run"
 
@@ -119,7 +122,13 @@ def reader_env() -> Iterator[dict[str, str]]:
     ids=lambda page: str(page.relative_to(REPO)),
 )
 def test_the_snippets_of_a_page_run(page: Path, reader_env: dict[str, str], tmp_path: Path) -> None:
-    for block in filter(_runs, blocks(page)):
+    output = None
+    for block in blocks(page):
+        if block.marker == "output":
+            assert block.code == output, f"{block.where()}: the block before it prints\n{output}"
+            continue
+        if not _runs(block):
+            continue
         if block.marker == "file":
             (tmp_path / block.argument).write_text(block.code, encoding="utf-8")
             continue
@@ -133,3 +142,4 @@ def test_the_snippets_of_a_page_run(page: Path, reader_env: dict[str, str], tmp_
         )
         assert done.returncode == 0, f"{block.where()} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
         assert "Traceback" not in done.stderr, f"{block.where()}:\n{done.stderr}"
+        output = done.stdout
