@@ -160,5 +160,5 @@ def test_always_off_sampler_exports_nothing(traced: Callable[..., Traced], lm: A
 def test_the_configuration_page_shows_the_table_and_every_argument_name() -> None:
     page = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert markdown_table() in page  # regenerate with `dspy-otel config --table`
-    names = page[page.index("keyword arguments of `dspy_otel.configure()`") : page.index("in the order of the table")]
+    names = page[page.index("keyword arguments of `dspy_otel.configure()`") : page.index("in the order of")]
     assert [name for name in re.findall(r"`(\w+)`", names) if name != "endpoint"] == [s.name for s in TABLE]
