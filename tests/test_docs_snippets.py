@@ -101,6 +101,26 @@ def test_the_readme_quick_start_is_the_program_getting_started_runs() -> None:
     assert readme == app
 
 
+def _anchors(page: Path) -> set[str]:
+    """The anchors MkDocs gives the headings of ``page``."""
+    from markdown.extensions.toc import slugify
+
+    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+    headings = re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)
+    return {slugify(re.sub(r"[`*]", "", heading), "-") for heading in headings}
+
+
+def test_the_readme_links_resolve() -> None:
+    # MkDocs checks the links of docs/ (--strict); the README is not part of the site, so it is checked here.
+    links = re.findall(r"(?<!!)\[[^]]*\]\(([^)#]+)(?:#([^)]+))?\)", (REPO / "README.md").read_text(encoding="utf-8"))
+    local = [(target, anchor) for target, anchor in links if "://" not in target]
+    assert len(local) > 10
+    for target, anchor in local:
+        assert (REPO / target).exists(), target
+        if anchor:
+            assert anchor in _anchors(REPO / target), f"{target}#{anchor}"
+
+
 @pytest.fixture(scope="module")
 def reader_env() -> Iterator[dict[str, str]]:
     """The environment of a reader on a fresh machine, with the fake model as OpenAI and no collector."""
