@@ -7,7 +7,7 @@ GO_DIR ?= /usr/local/go/bin
 export GO_DIR
 export PATH := $(PATH)$(if $(GO_DIR),:$(GO_DIR))
 
-.PHONY: setup demo test lint prereqs pytest stack
+.PHONY: setup demo test lint docs docs-serve prereqs pytest stack
 
 # The venv itself, on a Python >= 3.10.
 $(PY):
@@ -41,7 +41,16 @@ lint: setup
 prereqs: setup
 	bash scripts/install-prereqs.sh
 
-test: lint pytest
+test: lint docs pytest
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict turns a broken link or anchor into a failure
+# (not --quiet: it hides the warnings that --strict counts).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# The same site on http://127.0.0.1:8000, rebuilt on every change.
+docs-serve: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 # The tests alone, e.g. make pytest PYTEST_ARGS="tests/test_cli.py -x". The plugin folds skipped integration tests
 # into one summary line per reason.

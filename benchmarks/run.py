@@ -3,7 +3,7 @@
 One command (standard library only; any Python 3.10+ can run it)::
 
     python benchmarks/run.py                 # quick: 2,000 calls per process
-    python benchmarks/run.py --calls 20000   # the README numbers
+    python benchmarks/run.py --calls 20000   # the numbers of docs/benchmarks.md
 
 Each configuration (see ``_configs.py``) runs in its own process, in rounds
 that alternate the configurations (the order rotates every round); the table
@@ -281,7 +281,7 @@ def load_average() -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--calls", type=int, default=2000, help="measured calls per process (README: 20000)")
+    parser.add_argument("--calls", type=int, default=2000, help="measured calls per process (the docs: 20000)")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds; medians are reported")
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured calls before measuring")
     parser.add_argument(

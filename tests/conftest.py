@@ -37,10 +37,10 @@ def env_without_settings() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DSPY_OTEL_"))}
 
 
-def run_demo(cwd: Path, **env: str) -> str:
-    """Run ``dspy-otel demo`` in a subprocess with a settings-free environment plus ``env``; return its stdout."""
+def run_demo(cwd: Path, *args: str, **env: str) -> str:
+    """Run ``dspy-otel demo ARGS`` in a subprocess with a settings-free environment plus ``env``; return its stdout."""
     done = subprocess.run(
-        [sys.executable, "-m", "dspy_otel.cli", "demo"],
+        [sys.executable, "-m", "dspy_otel.cli", "demo", *args],
         cwd=cwd,
         env={**env_without_settings(), **env},
         capture_output=True,

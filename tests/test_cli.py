@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,13 @@ def test_demo_falls_back_to_a_file_and_says_so(tmp_path: Path) -> None:
     assert "falling back to OTLP-JSON" in stdout
     assert "execute_tool _weather" in stdout
     assert "ERROR" in stdout
+    # Short and true: no prompt dump unless --verbose, input and output tokens, a dash where none are known.
+    assert "System message" not in stdout
+    assert len(stdout.splitlines()) < 40
+    assert "demo: 6 traces (19 spans) written to dspy-otel-demo-traces.jsonl:" in stdout
+    assert re.search(r"chat gpt-4o-mini  [\d.]+ ms  tokens in=\d+ out=\d+\n", stdout)
+    assert re.search(r"chat gpt-4o-mini  [\d.]+ ms  tokens in=- out=-  ERROR\n", stdout)
+    assert "None" not in stdout
     lines = (tmp_path / "dspy-otel-demo-traces.jsonl").read_text().splitlines()
     spans = [
         span
@@ -52,6 +60,13 @@ def test_demo_falls_back_to_a_file_and_says_so(tmp_path: Path) -> None:
     assert {"ChainOfThought", "ReAct", "Predict react", "chat gpt-4o-mini", "execute_tool _weather"} <= names
     assert all(len(s["traceId"]) == 32 and len(s["spanId"]) == 16 for s in spans)
     assert any(s.get("status", {}).get("code") == "STATUS_CODE_ERROR" for s in spans)
+
+
+def test_demo_verbose_prints_the_last_prompt(tmp_path: Path) -> None:
+    stdout = run_demo(tmp_path, "--verbose", OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
+    assert "User message:" in stdout
+    assert "Please FAIL this one." in stdout
+    assert "Error: LMServerError" in stdout
 
 
 def test_import_is_light() -> None:

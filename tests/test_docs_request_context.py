@@ -6,18 +6,19 @@ import json
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 from conftest import env_without_settings
+from test_docs_snippets import blocks
 
 PAGE = Path(__file__).parent.parent / "docs" / "request-context.md"
-BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```", re.DOTALL | re.MULTILINE)
 
 
 def snippets() -> str:
-    return "\n".join(textwrap.dedent(code) for _, code in BLOCK.findall(PAGE.read_text()))
+    """The page's program: its first block, which every other block continues."""
+    (program,) = [block.code for block in blocks(PAGE) if block.language == "python"]
+    return program
 
 
 def spans(stdout: str) -> list[dict[str, Any]]:

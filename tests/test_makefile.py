@@ -37,6 +37,8 @@ def test_test_installs_the_test_toolchain(tmp_path: Path) -> None:
     commands = _dry_run("test", tmp_path / "venv")
     assert f'{tmp_path}/venv/bin/python -m pip install --quiet -e ".[test,instruments]"' in commands
     assert commands[-1].rstrip().endswith(f"{tmp_path}/venv/bin/pytest -p skip_summary")
+    # CI builds the documentation with --strict (a broken link or anchor fails), and not --quiet (it hides them).
+    assert "NO_MKDOCS_2_WARNING=1 " + f"{tmp_path}/venv/bin/mkdocs build --strict" in commands
     # The full install satisfies the demo too: no second install before `make demo`.
     assert f"touch {tmp_path}/venv/.installed {tmp_path}/venv/.installed-demo" in commands
 

@@ -47,6 +47,18 @@ def test_token_usage_and_calls_are_exact_whatever_the_sampling(
         assert t.spans() == []  # the traces were sampled away; the metrics were not
 
 
+def test_suppress_drops_the_metrics_too(traced: Callable[..., Traced], lm: Any) -> None:
+    reader = InMemoryMetricReader()
+    traced(metric_reader=reader)
+    program = dspy.ChainOfThought("question -> answer")
+    with dspy_otel.suppress():
+        program(question="health check")
+    program(question="counted")
+    found = points(reader)
+    assert total(found, "dspy.lm.calls") == 1
+    assert count(found, "dspy.module.duration", dspy__module__class="ChainOfThought") == 1
+
+
 def test_attributes_are_the_small_bounded_set(traced: Callable[..., Traced], lm: Any) -> None:
     reader = InMemoryMetricReader()
     traced(metric_reader=reader)

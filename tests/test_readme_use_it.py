@@ -1,4 +1,4 @@
-"""The README's "Use it" snippet with no collector listening, and its two ways to try it first.
+"""The quick start (README, docs/getting-started.md) with no collector listening, and its two ways to try it first.
 
 Run as a user runs it (a fresh process, the default settings), against the
 fake OpenAI-compatible server instead of OpenAI.

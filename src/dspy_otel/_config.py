@@ -93,7 +93,8 @@ TABLE: tuple[Setting, ...] = (
         "DSPY_OTEL_DSPY_HISTORY",
         choice(("keep", "off")),
         "off",
-        "DSPy's own in-process retention (GLOBAL_HISTORY, lm.history, module history, settings.trace): keep | off.",
+        "DSPy's own history of every LM call, kept in process (GLOBAL_HISTORY, lm.history, module history, "
+        "settings.trace): keep | off.",
         {"development": "keep"},
     ),
     Setting(

@@ -81,7 +81,7 @@ def configure(
         span_exporter: Export to this exporter instead of the ones ``OTEL_TRACES_EXPORTER`` names
             (metrics then go nowhere unless ``OTEL_METRICS_EXPORTER`` or ``metric_reader`` says where).
         metric_reader: Also read the metrics with this reader (an ``InMemoryMetricReader`` in tests).
-        **overrides: Any setting of the README's table by name (``profile="development"``,
+        **overrides: Any setting of the settings table by name (``profile="development"``,
             ``capture_content="SPAN_ONLY"``, ``sampler="parentbased_traceidratio"``,
             ``sampler_arg=0.1``, ``tail_policies="errors,ratio:0.05"``, ``window=100``,
             ``service_name="my-app"``, ``endpoint="http://collector:4317"``, ...). An argument beats

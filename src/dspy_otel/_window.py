@@ -104,13 +104,24 @@ def trace_fate(record: CallRecord) -> str:
     return "exported (kept by tail sampling)" if kept else "not exported (sampled out)"
 
 
+def tokens(input_tokens: Any, output_tokens: Any) -> str:
+    """``tokens in=12 out=34``, with ``-`` for a count that is not known (a failed call, a cache hit)."""
+    shown = ["-" if count is None else str(count) for count in (input_tokens, output_tokens)]
+    return f"tokens in={shown[0]} out={shown[1]}"
+
+
+def summary_line(record: CallRecord) -> str:
+    """The first line of :func:`format_record`: when, model, latency, tokens, trace ID and what became of it."""
+    return (
+        f"[{record.timestamp:%Y-%m-%dT%H:%M:%S}] {record.model}  {record.latency_ms:.1f} ms"
+        f"  {tokens(record.input_tokens, record.output_tokens)}"
+        f"{'  (cache hit)' if record.cache_hit else ''}  trace={record.trace_id} ({trace_fate(record)})"
+    )
+
+
 def format_record(record: CallRecord) -> str:
     """One record in the layout of ``dspy.inspect_history``."""
-    lines = [
-        f"[{record.timestamp:%Y-%m-%dT%H:%M:%S}] {record.model}  {record.latency_ms:.1f} ms"
-        f"  tokens in={record.input_tokens} out={record.output_tokens}"
-        f"{'  (cache hit)' if record.cache_hit else ''}  trace={record.trace_id} ({trace_fate(record)})",
-    ]
+    lines = [summary_line(record)]
     if record.messages is None:
         lines.append("  (content not captured; set OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY)")
     else:

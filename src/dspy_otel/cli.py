@@ -1,7 +1,8 @@
 """The ``dspy-otel`` command.
 
 Commands:
-    ``dspy-otel demo``     run a small DSPy program traced end to end (no API key, no network).
+    ``dspy-otel demo``     run a small DSPy program traced end to end (no API key, no network;
+                           ``--verbose``: the last LM call's prompt and response too).
     ``dspy-otel config``   print every effective setting, its value and where it came from
                            (``--table``: the Markdown table of all settings).
     ``dspy-otel check``    exit 1 if any environment setting is invalid, naming what is allowed.
@@ -51,7 +52,7 @@ def _check(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from dspy_otel.demo import run
 
-    return run()
+    return run(verbose=args.verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dspy-otel", description="OpenTelemetry tracing for DSPy.")
     parser.add_argument("--version", action="version", version=f"dspy-otel {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run a DSPy program traced end to end").set_defaults(run=_demo)
+    demo = commands.add_parser("demo", help="run a DSPy program traced end to end")
+    demo.add_argument("--verbose", action="store_true", help="print the last LM call in full, prompt included")
+    demo.set_defaults(run=_demo)
     config = commands.add_parser("config", help="print the effective settings")
     config.add_argument("--table", action="store_true", help="print the table of every setting as Markdown")
     config.set_defaults(run=_config)

@@ -28,6 +28,10 @@ from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from opentelemetry.trace import SpanKind
+
+from dspy_otel._window import current_window, format_record, summary_line, tokens
 
 TRACE_FILE = Path("dspy-otel-demo-traces.jsonl")
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
@@ -100,8 +104,11 @@ def print_trees(spans: Sequence[ReadableSpan]) -> None:
     def show(span: ReadableSpan, depth: int) -> None:
         ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
         status = "  ERROR" if not span.status.is_ok else ""
-        tokens = span.attributes.get("gen_ai.usage.output_tokens") if span.attributes else None
-        extra = f"  out_tokens={tokens}" if tokens is not None else ""
+        attributes = span.attributes or {}
+        extra = ""
+        if span.kind is SpanKind.CLIENT:  # an LM call: its token counts, a dash when unknown (a failed call)
+            used = (attributes.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS), attributes.get(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS))
+            extra = "  " + tokens(*used)
         print(f"{'  ' * depth}{span.name}  {ms:.1f} ms{extra}{status}")
         for child in children.get(span.context.span_id, []):
             show(child, depth + 1)
@@ -134,8 +141,12 @@ def _program(base_url: str) -> None:
         print(f"demo: the deliberate failure raised {type(exc).__name__} (its trace is marked ERROR)")
 
 
-def run() -> int:
-    """Run the demo; returns the exit status."""
+def run(verbose: bool = False) -> int:
+    """Run the demo; returns the exit status.
+
+    Args:
+        verbose: Print the last LM call in full (its prompt and response), not just its summary line.
+    """
     import dspy_otel
     from dspy_otel._fake_lm import FakeOpenAIServer
 
@@ -156,10 +167,18 @@ def run() -> int:
     dspy_otel.configure(span_exporter=file_exporter)
     with FakeOpenAIServer() as server:
         _program(server.base_url)
-    print("\ndemo: the last LM call, from dspy-otel's development window:")
-    dspy_otel.inspect_history(1)
+    window = current_window()
+    last = window.last(1) if window is not None else []
+    if verbose:
+        print("demo: the last LM call, from dspy-otel's window (dspy_otel.inspect_history(1) in a program):")
+        print(format_record(last[0]) if last else "  (none)")
+    elif last:
+        error = f"\n  Error: {last[0].error}" if last[0].error else ""
+        print("demo: the last LM call (`dspy-otel demo --verbose` shows its prompt):")
+        print(f"  {summary_line(last[0])}{error}")
     dspy_otel.shutdown()
     if file_exporter is not None:
-        print(f"\ndemo: {len(file_exporter.spans)} spans written to {TRACE_FILE}")
+        traces = len({span.context.trace_id for span in file_exporter.spans})
+        print(f"demo: {traces} traces ({len(file_exporter.spans)} spans) written to {TRACE_FILE}:")
         print_trees(file_exporter.spans)
     return 0

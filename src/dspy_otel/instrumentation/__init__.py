@@ -17,7 +17,7 @@ Example:
     >>> DSPyInstrumentor().instrument(tracer_provider=TracerProvider())  # doctest: +SKIP
 
 It also works with zero code change: ``opentelemetry-instrument python app.py``
-(settings then come from the environment; see the README's table).
+(settings then come from the environment; see the Configuration page of the documentation).
 """
 
 from __future__ import annotations
