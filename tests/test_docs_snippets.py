@@ -57,7 +57,8 @@ class Block:
 def blocks(page: Path) -> list[Block]:
     """The fenced blocks of ``page`` that start at the line's beginning, in order."""
     lines = page.read_text(encoding="utf-8").splitlines()
-    found, i = [], 0
+    found: list[Block] = []
+    i = 0
     while i < len(lines):
         fence = _FENCE.match(lines[i])
         if fence is None:
