@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need beyond Python packages:
-# Debian's docker-compose (to validate docker-compose.yml) and the collector and Jaeger binaries built from Go modules.
+# Debian's docker-compose (to validate docker-compose.yml), the venvs of the Phoenix and MLflow servers
+# (scripts/backend_envs.py, cached in ~/.cache/dspy-otel/venvs) and the collector and Jaeger binaries built from Go modules.
 # Without Go, outside CI, it says in one line that the integration tests will be skipped and succeeds, so that
 # `make test` runs every other test; under CI=true a missing Go fails.
 set -euo pipefail
@@ -11,6 +12,13 @@ if ! command -v docker-compose >/dev/null 2>&1; then
     else
         echo "install-prereqs: docker-compose is missing and cannot be installed here (needs root and apt-get)" >&2
     fi
+fi
+if ! .venv/bin/python scripts/backend_envs.py >/dev/null; then
+    if [ "${CI:-}" = true ]; then
+        echo "install-prereqs: the Phoenix and MLflow venvs could not be built; under CI=true their tests must run" >&2
+        exit 1
+    fi
+    echo "install-prereqs: the Phoenix and MLflow venvs could not be built: their integration tests will be skipped" >&2
 fi
 # Go on PATH, else in GO_DIR (default /usr/local/go/bin, where the official tarball puts it; GO_DIR= to not look).
 GO_DIR="${GO_DIR-/usr/local/go/bin}"
