@@ -10,8 +10,8 @@ for each other (a lock file).
 
 Both are kept lean: ``arize-phoenix`` without extras; MLflow as
 ``mlflow-skinny`` plus what its tracking server imports (Flask, SQLAlchemy,
-Alembic, NumPy, pandas, ...), without the rest of the ML stack of the full ``mlflow``
-package (PyArrow, SciPy, scikit-learn, Matplotlib).
+Alembic, NumPy, pandas, ...) and the ``mlflow`` package itself for its web UI,
+without the rest of its ML stack (PyArrow, SciPy, scikit-learn, Matplotlib).
 
 Usage: ``python scripts/backend_envs.py [phoenix|mlflow ...]`` builds the missing
 ones and prints each venv's Python (default: all).
@@ -47,11 +47,14 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     ),
 }
 """Backend -> its pinned requirements."""
+WITHOUT_DEPENDENCIES: dict[str, tuple[str, ...]] = {"mlflow": ("mlflow==3.17.2",)}
+"""Backend -> packages installed without their dependencies: ``mlflow`` brings the web UI, not the ML stack."""
 
 
 def env_path(name: str) -> Path:
     """Where the venv of backend ``name`` is, for these pins and this Python version."""
-    digest = hashlib.sha256("\n".join((name, f"{sys.version_info[:2]}", *BACKENDS[name])).encode())
+    pins = (*BACKENDS[name], "--no-deps", *WITHOUT_DEPENDENCIES.get(name, ()))
+    digest = hashlib.sha256("\n".join((name, f"{sys.version_info[:2]}", *pins)).encode())
     return CACHE / "venvs" / f"{name}-{digest.hexdigest()[:12]}"
 
 
@@ -78,10 +81,11 @@ def ensure(name: str, log: bool = False) -> Path:
         shutil.rmtree(path, ignore_errors=True)
         uv = _uv()
         env = {**os.environ, "UV_CACHE_DIR": str(CACHE / "uv")}
-        for step in (
-            [*uv, "venv", "--quiet", "--python", sys.executable, str(path)],
-            [*uv, "pip", "install", "--quiet", "--python", str(python), *BACKENDS[name]],
-        ):
+        install = [*uv, "pip", "install", "--quiet", "--python", str(python)]
+        steps = [[*uv, "venv", "--quiet", "--python", sys.executable, str(path)], [*install, *BACKENDS[name]]]
+        if name in WITHOUT_DEPENDENCIES:
+            steps.append([*install, "--no-deps", *WITHOUT_DEPENDENCIES[name]])
+        for step in steps:
             subprocess.run(step, check=True, stdout=subprocess.DEVNULL, env=env)
         done.touch()
         if log:

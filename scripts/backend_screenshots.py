@@ -143,7 +143,7 @@ def mlflow_url(base: str, cwd: Path) -> str:
         return None
 
     trace_id = _wait("the demo's trace in MLflow", agent_trace)
-    return f"{base}/#/experiments/{experiment}/traces?selectedEvaluationId={trace_id}"
+    return f"{base}/#/experiments/{experiment}/traces/{trace_id}"
 
 
 def screenshot(url: str, out: Path, size: str = "1400,860") -> None:
