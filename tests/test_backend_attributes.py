@@ -71,6 +71,21 @@ def test_a_tool_span_follows_execute_tool_with_its_arguments_and_result(traced: 
     assert attributes["output.mime_type"] == "text/plain"
 
 
+def test_a_tool_call_run_by_execute_is_one_span_with_its_call_id(traced: Callable[..., Traced]) -> None:
+    t = traced(capture_content="SPAN_ONLY")
+    call = dspy.ToolCalls.ToolCall(name="weather", args={"city": "Paris"}, id="call_42")
+    assert call.execute(functions=[dspy.Tool(weather)]) == "It is sunny in Paris."  # runs the function itself
+    assert call.execute(functions={"weather": dspy.Tool(weather)}) == "It is sunny in Paris."  # calls the Tool
+    spans = t.named("execute_tool weather")
+    assert len(spans) == 2  # one per call: the Tool called inside execute() opens no second span
+    for span in spans:
+        assert parent_id(span) is None
+        assert attr(span, gen_ai.GEN_AI_TOOL_CALL_ID) == "call_42"
+        assert json.loads(str(attr(span, gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS))) == {"city": "Paris"}
+        assert attr(span, gen_ai.GEN_AI_TOOL_CALL_RESULT) == "It is sunny in Paris."
+        assert attr(span, KIND) == "TOOL"
+
+
 def test_tool_content_is_scrubbed_redacted_and_cut(traced: Callable[..., Traced], lm: Any) -> None:
     def leak(city: str) -> dict[str, str]:
         """Returns secrets."""

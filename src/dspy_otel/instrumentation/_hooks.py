@@ -45,6 +45,7 @@ logger = logging.getLogger("dspy_otel")
 
 _FOLDED = otel_context.create_key("dspy_otel.folded_predictor")
 _PREDICTOR = otel_context.create_key("dspy_otel.predictor")  # compact mode: who the next LM span works for
+_TOOL_CALL = otel_context.create_key("dspy_otel.tool_call")  # the tool a ToolCall.execute() span stands for
 # The context key the current span is kept under (the API's own, found without importing a private name).
 _SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
 
@@ -209,18 +210,37 @@ class SpanHooks:
         return handle
 
     def start_tool(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
-        """Open an ``execute_tool {name}`` span (with content capture, the call's arguments on it)."""
+        """Open an ``execute_tool {name}`` span (with content capture, the call's arguments on it).
+
+        None inside the ``ToolCall.execute()`` of the same tool: that span stands for this call.
+        """
         context = otel_context.get_current()
         if _suppressed(context):
             return None
         name, attributes = _kinds.tool(instance)
+        if context.get(_TOOL_CALL) == name:
+            return None
+        return self._open_tool(name, attributes, kwargs, context, {})
+
+    def start_tool_call(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
+        """Open the ``execute_tool {name}`` span of ``dspy.ToolCalls.ToolCall.execute()``, with the call's id."""
+        context = otel_context.get_current()
+        if _suppressed(context):
+            return None
+        name, attributes = _kinds.tool_call(instance)
+        arguments = getattr(instance, "args", None) or {}
+        return self._open_tool(name, attributes, arguments, context, {_TOOL_CALL: name})
+
+    def _open_tool(
+        self, name: str, attributes: dict[str, Any], arguments: Any, context: Context, values: dict[str, Any]
+    ) -> Handle:
         if self._openinference:
             attributes[_kinds.SPAN_KIND] = "TOOL"
         capture = self._content.modes(context)[0]
         if capture:
-            arguments = attributes[gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS] = self._content.module_json(kwargs)
-            self._add_value(attributes, _kinds.INPUT_VALUE, arguments, _kinds.JSON)
-        handle = self._open(name, SpanKind.INTERNAL, attributes, context, {})
+            text = attributes[gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS] = self._content.module_json(arguments)
+            self._add_value(attributes, _kinds.INPUT_VALUE, text, _kinds.JSON)
+        handle = self._open(f"execute_tool {name}", SpanKind.INTERNAL, attributes, context, values)
         handle.capture, handle.tool = capture, True
         return handle
 

@@ -9,6 +9,9 @@
 - Tools get ``execute_tool`` spans with ``gen_ai.tool.name``,
   ``gen_ai.tool.description``, ``gen_ai.tool.type`` (``function``) and, with
   content capture, ``gen_ai.tool.call.arguments`` / ``gen_ai.tool.call.result``.
+  A tool call the model made through native function calling and your code runs
+  with ``dspy.ToolCalls.ToolCall.execute()`` also carries ``gen_ai.tool.call.id``
+  (the only place DSPy hands a call id over).
 - No GenAI operation exists for a plain module (``Predict``, ``ChainOfThought``,
   yours): only OpenInference's ``openinference.span.kind`` types it in Phoenix,
   MLflow and Langfuse. With ``DSPY_OTEL_SEMCONV=genai,openinference`` (the
@@ -63,14 +66,28 @@ def agent(attributes: dict[str, Any], cls: type, path: str) -> str:
 
 
 def tool(instance: Any) -> tuple[str, dict[str, Any]]:
-    """The span name and the ``execute_tool`` attributes of a ``dspy.Tool`` call."""
+    """The name and the ``execute_tool`` attributes of a ``dspy.Tool`` call."""
     name = str(getattr(instance, "name", None) or type(instance).__name__)
-    attributes: dict[str, Any] = {
+    attributes = _tool_attributes(name)
+    description = getattr(instance, "desc", None)
+    if isinstance(description, str) and description:
+        attributes[gen_ai.GEN_AI_TOOL_DESCRIPTION] = description
+    return name, attributes
+
+
+def tool_call(instance: Any) -> tuple[str, dict[str, Any]]:
+    """The name and the ``execute_tool`` attributes of a ``dspy.ToolCalls.ToolCall`` run by its ``execute()``."""
+    name = str(getattr(instance, "name", None) or "tool")
+    attributes = _tool_attributes(name)
+    call_id = getattr(instance, "id", None)
+    if isinstance(call_id, str) and call_id:
+        attributes[gen_ai.GEN_AI_TOOL_CALL_ID] = call_id
+    return name, attributes
+
+
+def _tool_attributes(name: str) -> dict[str, Any]:
+    return {
         gen_ai.GEN_AI_OPERATION_NAME: gen_ai.GenAiOperationNameValues.EXECUTE_TOOL.value,
         gen_ai.GEN_AI_TOOL_NAME: name,
         gen_ai.GEN_AI_TOOL_TYPE: "function",
     }
-    description = getattr(instance, "desc", None)
-    if isinstance(description, str) and description:
-        attributes[gen_ai.GEN_AI_TOOL_DESCRIPTION] = description
-    return f"execute_tool {name}", attributes
