@@ -200,6 +200,15 @@ def test_every_module_span_totals_the_lm_calls_beneath_it(
         assert attr(tool, RUN_INPUT_TOKENS) is None
 
 
+def test_in_compact_mode_the_module_totals_its_predictors_calls(traced: Callable[..., Traced], lm: Any) -> None:
+    t = traced(spans="compact")
+    QA()(question="What is 6 x 7?")
+    spans = t.spans()
+    (root,) = t.named("QA")
+    assert [s.name for s in spans if s.name != LM_SPAN] == ["QA"]  # the predictors have no span of their own
+    _assert_totals_match_lm_spans(spans, root)
+
+
 def test_parallel_worker_threads_add_up_to_the_run_total(traced: Callable[..., Traced], lm: Any) -> None:
     t = traced()
     program = Fanout()
