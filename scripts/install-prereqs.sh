@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need beyond Python packages: from Debian, docker-compose (to validate
-# docker-compose.yml) and Chromium (the browser test of the Jaeger UI, driven by Playwright); the collector and Jaeger
-# binaries built from Go modules (and the committed Jaeger UI, unpacked beside them).
-# Without Go or Chromium, outside CI, it says in one line which tests will be skipped and succeeds, so that
-# `make test` runs every other test; under CI=true a missing Go or Chromium fails.
+# docker-compose.yml) and Chromium (the browser test of the Jaeger UI, driven by Playwright); the venvs of the Phoenix
+# and MLflow servers (scripts/backend_envs.py, cached in ~/.cache/dspy-otel/venvs); the collector and Jaeger binaries
+# built from Go modules (and the committed Jaeger UI, unpacked beside them).
+# Without Go, Chromium or the server venvs, outside CI, it says in one line which tests will be skipped and succeeds,
+# so that `make test` runs every other test; under CI=true any of them missing fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -23,6 +24,13 @@ if ! command -v chromium >/dev/null 2>&1; then
         exit 1
     fi
     echo "install-prereqs: Chromium is not installed: the browser test of the Jaeger UI (tests/integration/test_jaeger_ui.py) will be skipped" >&2
+fi
+if ! .venv/bin/python scripts/backend_envs.py >/dev/null; then
+    if [ "${CI:-}" = true ]; then
+        echo "install-prereqs: the Phoenix and MLflow venvs could not be built; under CI=true their tests must run" >&2
+        exit 1
+    fi
+    echo "install-prereqs: the Phoenix and MLflow venvs could not be built: their integration tests will be skipped" >&2
 fi
 # Go on PATH, else in GO_DIR (default /usr/local/go/bin, where the official tarball puts it; GO_DIR= to not look).
 GO_DIR="${GO_DIR-/usr/local/go/bin}"

@@ -57,7 +57,13 @@ def test_demo_falls_back_to_a_file_and_says_so(tmp_path: Path) -> None:
         for span in scope["spans"]
     ]
     names = {s["name"] for s in spans}
-    assert {"ChainOfThought", "ReAct", "Predict react", "chat gpt-4o-mini", "execute_tool _weather"} <= names
+    assert {
+        "ChainOfThought",
+        "invoke_agent ReAct",
+        "Predict react",
+        "chat gpt-4o-mini",
+        "execute_tool _weather",
+    } <= names
     assert all(len(s["traceId"]) == 32 and len(s["spanId"]) == 16 for s in spans)
     assert any(s.get("status", {}).get("code") == "STATUS_CODE_ERROR" for s in spans)
 

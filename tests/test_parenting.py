@@ -94,7 +94,7 @@ def test_react_tool_calls_are_spans_in_the_run(traced: Callable[..., Traced], lm
         asyncio.run(react.acall(question="Weather in Paris?"))
     assert calls == ["Paris"]
     spans = t.spans()
-    root = assert_one_trace(spans, "ReAct")
+    root = assert_one_trace(spans, "invoke_agent ReAct")
     (tool,) = t.named("execute_tool weather")
     assert parent_id(tool) == root.context.span_id
     assert tool.kind is SpanKind.INTERNAL
@@ -116,7 +116,7 @@ def test_a_failing_tool_span_is_an_error_and_react_goes_on(traced: Callable[...,
     (tool,) = t.named("execute_tool broken")
     assert tool.status.status_code is StatusCode.ERROR
     assert (tool.attributes or {})["error.type"] == "ValueError"
-    (root,) = t.named("ReAct")
+    (root,) = t.named("invoke_agent ReAct")
     assert root.status.status_code is StatusCode.UNSET
 
 

@@ -82,7 +82,7 @@ def test_a_sampled_out_run_makes_no_sdk_span_below_its_root(
     react = dspy.ReAct("question -> answer", tools=[lookup])
     react(question="weather?")
     assert t.spans() == []
-    assert should_sample_calls == ["ReAct"]  # asked once, at the root; nothing below it touched the SDK
+    assert should_sample_calls == ["invoke_agent ReAct"]  # asked once, at the root; nothing below it touched the SDK
     (downstream,) = seen
     assert downstream.is_valid
     assert not downstream.trace_flags.sampled

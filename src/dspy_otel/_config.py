@@ -46,7 +46,15 @@ SAMPLERS = tuple(HEAD_SAMPLERS)
 CONTENT_MODES = ("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT")
 _CONTENT_ALIASES = {"TRUE": "SPAN_ONLY", "FALSE": "NO_CONTENT"}
 EXPORTERS = ("otlp", "console", "none")
+SEMCONV = ("genai", "openinference")
 _OTLP = "OTEL_EXPORTER_OTLP_"
+
+
+def _semconv(raw: str) -> tuple[str, ...]:
+    values = choices(SEMCONV)(raw)
+    if "genai" not in values:
+        raise ValueError("allowed: genai or genai,openinference")
+    return tuple(v for v in SEMCONV if v in values)
 
 
 def _batch_size(raw: str, *, bsp_max_queue_size: int) -> int:
@@ -112,6 +120,15 @@ TABLE: tuple[Setting, ...] = (
         "full",
         "full: a span per module, predictor, LM and tool call; compact: predictors (Predict, ChainOfThought) open "
         "no span, their LM span carries their class, name and signature (about half the spans).",
+    ),
+    Setting(
+        "semconv",
+        "DSPY_OTEL_SEMCONV",
+        _semconv,
+        ("genai", "openinference"),
+        "Conventions on module, agent and tool spans: genai (OpenTelemetry GenAI alone) | genai,openinference "
+        "(also OpenInference's span kind and input/output values, which Phoenix, MLflow and Langfuse type a "
+        "module span by; see docs/backends.md). LM spans carry the GenAI conventions either way.",
     ),
     Setting(
         "capture_content",
@@ -381,6 +398,7 @@ class Settings:
     dspy_history: str
     window: int
     spans: str
+    semconv: tuple[str, ...]
     capture_content: str
     content_max_length: int
     sampler: str

@@ -8,10 +8,12 @@ that a failing test prints.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -101,8 +103,12 @@ class Process:
         """Everything the process has written so far."""
         return self.log.read_text(errors="replace")
 
+    group: bool = False  # started in a session of its own: stop its whole process group (its workers too)
+
     def stop(self) -> None:
         """Terminate, then kill if it does not exit within 10 s."""
+        if self.group:
+            self._signal_group(signal.SIGTERM)
         if self.popen.poll() is None:
             self.popen.terminate()
             try:
@@ -110,15 +116,35 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait(timeout=10)
+        if self.group:
+            self._signal_group(signal.SIGKILL)  # workers that outlived their parent
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signum)
 
 
-def start(name: str, command: list[str], env: Mapping[str, str], health_url: str, log_dir: Path) -> Process:
-    """Start ``command`` and wait until ``health_url`` answers 200 (failing the test after a bounded time)."""
+def start(
+    name: str,
+    command: list[str],
+    env: Mapping[str, str],
+    health_url: str,
+    log_dir: Path,
+    timeout_s: float = START_TIMEOUT_S,
+    *,
+    new_session: bool = False,
+) -> Process:
+    """Start ``command`` and wait until ``health_url`` answers 200 (failing the test after ``timeout_s``).
+
+    ``new_session``: run it in a process group of its own, which :meth:`Process.stop` ends whole.
+    """
     log = log_dir / f"{name}.log"
     with log.open("wb") as sink:
-        popen = subprocess.Popen(command, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT)
-    process = Process(name, popen, log)
-    deadline = time.monotonic() + START_TIMEOUT_S
+        popen = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT, start_new_session=new_session
+        )
+    process = Process(name, popen, log, group=new_session)
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if popen.poll() is not None:
             pytest.fail(f"{name} exited with {popen.returncode}:\n{process.output()[-4000:]}")
@@ -129,7 +155,7 @@ def start(name: str, command: list[str], env: Mapping[str, str], health_url: str
             pass
         time.sleep(0.2)
     process.stop()
-    pytest.fail(f"{name} was not healthy at {health_url} within {START_TIMEOUT_S:.0f} s:\n{process.output()[-4000:]}")
+    pytest.fail(f"{name} was not healthy at {health_url} within {timeout_s:.0f} s:\n{process.output()[-4000:]}")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def test_demo_exports_to_the_collector_and_reaches_jaeger(
     wait_for("the demo's 6 traces in Jaeger", lambda: len(jaeger.traces(service)) == 6)
     traces = jaeger.traces(service)
     names = [{span["name"] for span in spans.values()} for spans in traces.values()]
-    assert {"ReAct", "execute_tool _weather", "chat gpt-4o-mini"} <= set().union(*names)
+    assert {"invoke_agent ReAct", "execute_tool _weather", "chat gpt-4o-mini"} <= set().union(*names)
     failed = [spans for spans in traces.values() if any(s.get("status", {}).get("code") == 2 for s in spans.values())]
     assert len(failed) == 1
     assert {s["name"] for s in failed[0].values()} == {"ChainOfThought", "chat gpt-4o-mini"}

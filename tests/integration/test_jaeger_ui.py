@@ -168,9 +168,9 @@ def tag(table: Locator, key: str) -> Locator:
 def test_the_printed_address_serves_the_ui_and_finds_the_demo(page: Page, demo: Demo) -> None:
     results = search(page, demo)
     expect(page.get_by_text("This is not the Jaeger UI you are looking for")).to_have_count(0)
-    react = result(results, demo.trace_with("ReAct"))
-    expect(react.locator(".ResultItemTitle--title")).to_contain_text(f"{demo.service}: ReAct")
-    expect(react).to_contain_text(f"{len(demo.traces[demo.trace_with('ReAct')])} Spans")
+    react = result(results, demo.trace_with("invoke_agent ReAct"))
+    expect(react.locator(".ResultItemTitle--title")).to_contain_text(f"{demo.service}: invoke_agent ReAct")
+    expect(react).to_contain_text(f"{len(demo.traces[demo.trace_with('invoke_agent ReAct')])} Spans")
     errored = results.filter(has_text=re.compile(r"\d+ Errors?"))
     expect(errored).to_have_count(1)
     failed = demo.failed()
@@ -178,15 +178,15 @@ def test_the_printed_address_serves_the_ui_and_finds_the_demo(page: Page, demo: 
 
 
 def test_the_react_trace_shows_the_span_tree_and_the_lm_span_tags(page: Page, demo: Demo) -> None:
-    react = demo.trace_with("ReAct")
+    react = demo.trace_with("invoke_agent ReAct")
     result(search(page, demo), react).locator(".ResultItemTitle--title").click()
     expect(page).to_have_url(re.compile(f"/trace/{react}"))
     tree = rows(page)
     names = [name for name, _ in tree]
-    assert names[:4] == ["ReAct", "Predict react", "chat gpt-4o-mini", "execute_tool _weather"], names
+    assert names[:4] == ["invoke_agent ReAct", "Predict react", "chat gpt-4o-mini", "execute_tool _weather"], names
     assert sorted(names) == sorted(span["name"] for span in demo.traces[react].values())
     (react_x, predict_x, chat_x, tool_x) = (x for _, x in tree[:4])
-    assert react_x < predict_x < chat_x  # ReAct > Predict react > chat gpt-4o-mini
+    assert react_x < predict_x < chat_x  # invoke_agent ReAct > Predict react > chat gpt-4o-mini
     assert tool_x == predict_x  # execute_tool _weather: a child of ReAct, beside Predict react
 
     table = open_tags(page, page.locator(".span-row .span-name", has_text="chat gpt-4o-mini").first)
@@ -211,13 +211,13 @@ def test_the_failed_trace_carries_the_error_marks(page: Page, demo: Demo) -> Non
 
 def test_two_traces_open_in_the_comparison_page(page: Page, demo: Demo) -> None:
     results = search(page, demo)
-    react, failed = demo.trace_with("ReAct"), demo.failed()
+    react, failed = demo.trace_with("invoke_agent ReAct"), demo.failed()
     for trace_id in (react, failed):
         result(results, trace_id).locator(".ResultItemTitle input[type=checkbox]").check()
     page.get_by_role("button", name="Compare Traces").click()
     expect(page).to_have_url(re.compile(rf"/trace/({react}\.\.\.{failed}|{failed}\.\.\.{react})"))
     header = page.locator(".TraceDiffHeader")
-    expect(header).to_contain_text("ReAct")
+    expect(header).to_contain_text("invoke_agent ReAct")
     expect(header).to_contain_text("ChainOfThought")
     # One node per distinct chain of span names from the root, in either trace.
     nodes = page.locator(".TraceDiffGraph--graphWrapper .DiffNode")

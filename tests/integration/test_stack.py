@@ -130,7 +130,7 @@ def test_the_demo_reaches_jaeger_through_the_stack_and_ctrl_c_stops_it(start_sta
         traces = jaeger.traces(service)
         names = {span["name"] for spans in traces.values() for span in spans.values()}
         failed = [t for t in traces.values() if any(s.get("status", {}).get("code") == 2 for s in t.values())]
-        return {"ReAct", "execute_tool _weather", "chat gpt-4o-mini"} <= names and len(failed) == 1
+        return {"invoke_agent ReAct", "execute_tool _weather", "chat gpt-4o-mini"} <= names and len(failed) == 1
 
     wait_for("the demo's traces in the stack's Jaeger", arrived, timeout_s=60)
 

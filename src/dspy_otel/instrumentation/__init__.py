@@ -66,6 +66,7 @@ def make_hooks(
         redact=settings.redact,
         instruments=instruments,
         compact=settings.spans == "compact",
+        openinference="openinference" in settings.semconv,
         skip_unsampled=skip_unsampled,
     )
 

@@ -9,7 +9,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.trace import Span
 
 from dspy_otel._window import Window
-from dspy_otel.instrumentation import _content, _outcome
+from dspy_otel.instrumentation import _content, _kinds, _outcome
 from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.sampling._scopes import debugging
 
@@ -53,8 +53,23 @@ class ContentCapture:
         The credentials of DSPy's current LM are learnt first: a module's inputs are recorded before
         any LM call of the run has shown its key.
         """
+        return self._text(value, as_json=True)
+
+    def value_text(self, value: Any) -> tuple[str, str]:
+        """A tool's result as bounded, scrubbed (and redacted) text, with its mime type.
+
+        A string is kept as it is (``text/plain``), anything else becomes JSON (``application/json``).
+        """
+        if isinstance(value, str):
+            return self._text(value, as_json=False), _kinds.TEXT
+        return self._text(value, as_json=True), _kinds.JSON
+
+    def _text(self, value: Any, *, as_json: bool) -> str:
         self.learn(getattr(_current_lm(), "kwargs", None))
-        text = _content.to_json(value, self.max, self.secrets)
+        if as_json:
+            text = _content.to_json(value, self.max, self.secrets)
+        else:
+            text = _content.bounded(value, self.max, self.secrets)
         if self.redact is not None:
             redacted = self.redacted(self.redact, [{"role": "module", "parts": [{"content": text}]}], None, None)
             text = str(redacted[0][0]["parts"][0]["content"]) if redacted else "(content dropped: redaction failed)"

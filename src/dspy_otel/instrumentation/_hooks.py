@@ -35,9 +35,10 @@ from opentelemetry.trace import Span, SpanKind
 from dspy_otel._attributes import MODULE_CLASS
 from dspy_otel._window import current_window
 from dspy_otel.context._scope import with_scope
-from dspy_otel.instrumentation import _lm, _modules, _outcome
+from dspy_otel.instrumentation import _kinds, _lm, _modules, _outcome, _totals
 from dspy_otel.instrumentation._capture import ContentCapture
 from dspy_otel.instrumentation._failures import log_failure_once
+from dspy_otel.instrumentation._totals import Totals
 from dspy_otel.metrics.instruments import Instruments
 from dspy_otel.sampling._scopes import debugging
 
@@ -45,6 +46,7 @@ logger = logging.getLogger("dspy_otel")
 
 _FOLDED = otel_context.create_key("dspy_otel.folded_predictor")
 _PREDICTOR = otel_context.create_key("dspy_otel.predictor")  # compact mode: who the next LM span works for
+_TOOL_CALL = otel_context.create_key("dspy_otel.tool_call")  # the tool a ToolCall.execute() span stands for
 # The context key the current span is kept under (the API's own, found without importing a private name).
 _SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
 
@@ -71,13 +73,15 @@ class LMCall:
     request: Mapping[str, Any]
     attributes: Mapping[str, Any] = field(default_factory=dict)
     finish_reasons: Sequence[str] = ()
+    totals: Totals | None = None  # the run totals of the module the call is made in
 
 
 @dataclass(slots=True)
 class Handle:
     """An open span and the context token to restore.
 
-    For LM spans the call; for module spans the class (metrics) and whether content is captured.
+    For LM spans the call; for module spans the class (metrics), whether content is captured and the
+    run totals (its own and its parent's); for tool spans ``tool``.
     """
 
     span: Span
@@ -87,6 +91,9 @@ class Handle:
     started_ns: int = 0
     capture: bool = False
     owned: bool = True  # False: the span is the parent's, standing in (compact mode, a trace sampled out)
+    tool: bool = False
+    totals: Totals | None = None
+    parent_totals: Totals | None = None
 
 
 _LM_CALL: ContextVar[Handle | None] = ContextVar("dspy_otel_lm_call", default=None)
@@ -102,6 +109,8 @@ class SpanHooks:
         redact: Rewrites each captured text before it is recorded (``None``: as it is).
         instruments: Where LM and module calls are recorded as metrics (``None``: no metrics).
         compact: Predictors open no span of their own; their LM span carries who they are.
+        openinference: Module, agent and tool spans also carry OpenInference's span kind and, with
+            content capture, ``input.value`` / ``output.value`` (``DSPY_OTEL_SEMCONV``).
         skip_unsampled: The sampler drops every span under an unsampled parent (the parent-based
             samplers, with no tail sampler): below a sampled-out span no SDK span is made at all.
     """
@@ -115,9 +124,11 @@ class SpanHooks:
         redact: Callable[[str], str] | None = None,
         instruments: Instruments | None = None,
         compact: bool = False,
+        openinference: bool = False,
         skip_unsampled: bool = False,
     ) -> None:
         self._tracer = tracer
+        self._openinference = openinference
         self._compact = compact
         self._skip_unsampled = skip_unsampled
         self._instruments = instruments
@@ -125,6 +136,7 @@ class SpanHooks:
         # A ChainOfThought span stands for its inner Predict; compact mode gives neither a span of its own.
         self._folding = _dspy_classes("dspy.predict.chain_of_thought", "ChainOfThought")
         self._predictors = (*self._folding, *_dspy_classes("dspy.predict.predict", "Predict"))
+        self._agents = _kinds.agent_classes()
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -193,23 +205,72 @@ class SpanHooks:
                 trace.get_current_span(context), otel_context.attach(Context({**context, **values})), owned=False
             )
         else:
+            is_agent = isinstance(instance, self._agents)
+            name = _kinds.agent(attributes, cls, path) if is_agent else _modules.span_name(cls, path)
             capture = self._content.modes(context)[0]
+            if self._openinference:
+                attributes[_kinds.SPAN_KIND] = "AGENT" if is_agent else "CHAIN"
             if capture:
-                attributes[_modules.INPUTS] = self._content.module_json(kwargs)
-            handle = self._open(_modules.span_name(cls, path), SpanKind.INTERNAL, attributes, context, values)
-            handle.capture = capture
+                inputs = attributes[_modules.INPUTS] = self._content.module_json(kwargs)
+                self._add_value(attributes, _kinds.INPUT_VALUE, inputs, _kinds.JSON)
+            values[_totals.CURRENT] = totals = Totals()
+            handle = self._open(name, SpanKind.INTERNAL, attributes, context, values)
+            handle.capture, handle.totals, handle.parent_totals = capture, totals, _totals.current(context)
         if self._instruments is not None:
             handle.module, handle.started_ns = cls.__qualname__, time.perf_counter_ns()
         return handle
 
     def start_tool(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
-        """Open an ``execute_tool {name}`` span."""
+        """Open an ``execute_tool {name}`` span (with content capture, the call's arguments on it).
+
+        None inside the ``ToolCall.execute()`` of the same tool: that span stands for this call.
+        """
         context = otel_context.get_current()
         if _suppressed(context):
             return None
-        name = str(getattr(instance, "name", None) or type(instance).__name__)
-        attributes = {gen_ai.GEN_AI_OPERATION_NAME: "execute_tool", gen_ai.GEN_AI_TOOL_NAME: name}
-        return self._open(f"execute_tool {name}", SpanKind.INTERNAL, attributes, context, {})
+        name, attributes = _kinds.tool(instance)
+        if context.get(_TOOL_CALL) == name:
+            return None
+        return self._open_tool(name, attributes, kwargs, context, {})
+
+    def start_tool_call(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
+        """Open the ``execute_tool {name}`` span of ``dspy.ToolCalls.ToolCall.execute()``, with the call's id."""
+        context = otel_context.get_current()
+        if _suppressed(context):
+            return None
+        name, attributes = _kinds.tool_call(instance)
+        arguments = getattr(instance, "args", None) or {}
+        return self._open_tool(name, attributes, arguments, context, {_TOOL_CALL: name})
+
+    def _open_tool(
+        self, name: str, attributes: dict[str, Any], arguments: Any, context: Context, values: dict[str, Any]
+    ) -> Handle:
+        if self._openinference:
+            attributes[_kinds.SPAN_KIND] = "TOOL"
+        capture = self._content.modes(context)[0]
+        if capture:
+            text = attributes[gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS] = self._content.module_json(arguments)
+            self._add_value(attributes, _kinds.INPUT_VALUE, text, _kinds.JSON)
+        handle = self._open(f"execute_tool {name}", SpanKind.INTERNAL, attributes, context, values)
+        handle.capture, handle.tool = capture, True
+        return handle
+
+    def _add_value(self, attributes: dict[str, Any], key: str, text: str, mime: str) -> None:
+        """With the OpenInference conventions on, ``input.value``/``output.value`` (``key``) and its mime type."""
+        if self._openinference:
+            attributes[key] = text
+            attributes[_kinds.MIME_TYPE[key]] = mime
+
+    def _outputs(self, handle: Handle, outputs: Any) -> dict[str, Any]:
+        """The captured outputs of a module or tool call, as span attributes."""
+        if handle.tool:
+            text, mime = self._content.value_text(outputs)
+            attributes = {gen_ai.GEN_AI_TOOL_CALL_RESULT: text}
+        else:
+            text, mime = self._content.module_json(_modules.outputs_dict(outputs)), _kinds.JSON
+            attributes = {_modules.OUTPUTS: text}
+        self._add_value(attributes, _kinds.OUTPUT_VALUE, text, mime)
+        return attributes
 
     def start_lm(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open the CLIENT span with the request attributes, before the request is sent."""
@@ -232,6 +293,7 @@ class SpanHooks:
         handle.call = LMCall(
             instance, prompt, kwargs.get("messages"), call_kwargs, token, time.perf_counter_ns(), attributes
         )
+        handle.call.totals = _totals.current(context)
         return handle
 
     def on_lm_result(self, result: Any) -> None:
@@ -244,6 +306,8 @@ class SpanHooks:
         try:
             handle.call.attributes, handle.call.finish_reasons = _lm.result_attributes(result)
             handle.span.set_attributes(handle.call.attributes)
+            if handle.call.totals is not None:
+                handle.call.totals.add_call(handle.call.attributes)
         except Exception as exc:
             log_failure_once("reading LM usage", exc)
 
@@ -260,7 +324,7 @@ class SpanHooks:
                     self._content.learn(call.kwargs)
                     self._content.record_lm(handle.span, call, outputs, exception, window, modes)
             elif handle.capture and outputs is not None and handle.span.is_recording():
-                handle.span.set_attribute(_modules.OUTPUTS, self._content.module_json(_modules.outputs_dict(outputs)))
+                handle.span.set_attributes(self._outputs(handle, outputs))
         except Exception as exc:
             log_failure_once("recording content", exc)
         finally:
@@ -273,6 +337,11 @@ class SpanHooks:
                 except Exception as exc:  # whatever happens, the span ends and the context is restored
                     log_failure_once("recording an error", exc)
             if handle.owned:
+                if handle.totals is not None:
+                    try:
+                        handle.totals.finish(handle.span, handle.parent_totals)
+                    except Exception as exc:
+                        log_failure_once("recording run totals", exc)
                 handle.span.end()
             otel_context.detach(handle.token)  # type: ignore[arg-type]
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import server_attributes as server
 
-from dspy_otel._attributes import CACHE_HIT, COST, LM_CLASS
+from dspy_otel._attributes import CACHE_HIT, COST, LM_CLASS, USAGE_COST
 
 _OPERATIONS = {"chat": "chat", "text": "text_completion", "responses": "chat"}
 _PARAMS = {
@@ -168,5 +168,5 @@ def result_attributes(result: Any) -> tuple[dict[str, Any], list[str]]:
                 attributes[attribute] = tokens
     cost = getattr(result, "cost", None)
     if isinstance(cost, (int, float)) and not isinstance(cost, bool) and not cache_hit:
-        attributes[COST] = float(cost)
+        attributes[COST] = attributes[USAGE_COST] = float(cost)
     return attributes, reasons

@@ -2,7 +2,7 @@
 
 1. The class-level entry points of DSPy calls (``BaseLM.__call__``/``acall``,
    ``Module.__call__``/``acall``, ``Tool.__call__``/``acall``,
-   ``Evaluate.__call__``) are wrapped to open and close spans. Wrapping classes,
+   ``ToolCalls.ToolCall.execute``, ``Evaluate.__call__``) are wrapped to open and close spans. Wrapping classes,
    not instances, keeps ``copy.deepcopy`` of LMs and programs (which optimizers
    do) traced with nothing to copy, and it does not depend on
    ``dspy.settings.callbacks``, which the app may replace at any time. It also
@@ -145,6 +145,7 @@ def patches(hooks: SpanHooks) -> list[Patch]:
         ("dspy.clients.base_lm", "BaseLM", ("__call__", "acall"), hooks.start_lm),
         ("dspy.primitives.module", "Module", ("__call__", "acall"), hooks.start_module),
         ("dspy.adapters.types.tool", "Tool", ("__call__", "acall"), hooks.start_tool),
+        ("dspy.adapters.types.tool", "ToolCalls.ToolCall", ("execute",), hooks.start_tool_call),
     )
     targets: list[tuple[str, str, str, Callable[[Any], Callable[..., Any]]]] = [
         (module_name, class_name, name, functools.partial(_traced, start=start, hooks=hooks))
@@ -161,7 +162,7 @@ def patches(hooks: SpanHooks) -> list[Patch]:
     for module_name, class_name, name, wrap in targets:
         try:
             module = importlib.import_module(module_name)
-            owner = getattr(module, class_name) if class_name else module
+            owner = functools.reduce(getattr, class_name.split("."), module) if class_name else module
             original = owner.__dict__[name]
         except (ImportError, AttributeError, KeyError) as exc:
             log_failure_once(f"finding {module_name}.{class_name or name} in this DSPy version", exc)

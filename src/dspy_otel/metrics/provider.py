@@ -3,7 +3,8 @@
 OTLP metrics go to the same collector as the traces (same endpoint, protocol, headers,
 timeout and compression, all checked by the settings table), so the collector's
 metrics pipeline receives them next to the traces. Failures are counted
-(``export_metric_batches_failed``) and reported like span export failures.
+(``export_metric_batches_failed``) and reported like span export failures; a backend
+that refuses metrics is told once and then sent none (:mod:`dspy_otel.metrics.refusal`).
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def build_meter_provider(
 
 def _otlp(settings: Settings, bad_env: Mapping[str, str]) -> MetricExporter:
     from dspy_otel.export.otlp import otlp_options, without_rejected
+    from dspy_otel.metrics import refusal
 
     options = otlp_options(settings, "metrics")
     if settings.protocol == "grpc":
@@ -92,8 +94,5 @@ def _otlp(settings: Settings, bad_env: Mapping[str, str]) -> MetricExporter:
         from opentelemetry.exporter.otlp.proto.grpc import metric_exporter as grpc_metrics
 
         with without_rejected((grpc_metrics, grpc_base), bad_env):
-            grpc_exporter: MetricExporter = grpc_metrics.OTLPMetricExporter(**options)
-        return grpc_exporter
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    return OTLPMetricExporter(**options)
+            return refusal.grpc_exporter(options)
+    return refusal.http_exporter(options)
