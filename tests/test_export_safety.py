@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 import dspy_otel
 from conftest import closed_port, env_without_settings
+from dspy_otel import _setup
 from dspy_otel._config import resolve
 from dspy_otel._fake_lm import FakeOpenAIServer
 from dspy_otel._resolve import rejected
@@ -246,11 +247,18 @@ def test_exit_with_the_collector_down_or_hanging_takes_at_most_the_exit_timeout(
         OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
         OTEL_BSP_SCHEDULE_DELAY="100",
     )
-    assert exit_s <= 5.0 + 1.0, f"exit took {exit_s:.1f} s"  # DSPY_OTEL_EXIT_TIMEOUT_MS=5000, plus interpreter teardown
+    # DSPY_OTEL_EXIT_TIMEOUT_MS=5000, plus the interpreter's teardown, slow on a loaded machine
+    assert exit_s <= 5.0 + 5.0, f"exit took {exit_s:.1f} s"
     assert "Transient error" not in stderr
     assert "Failed to export" not in stderr.replace("last error: Failed to export", "")
-    assert stderr.count("could not be exported") <= 2  # the first failure, then at most one line a minute
-    assert "not yet exported are dropped" in stderr or "more spans could not be exported before shutdown" in stderr
+    for what in ("spans", "metric batches"):  # each exporter: its first failure, then at most one line a minute
+        assert stderr.count(f"{what} could not be exported") <= 2
+    assert all(len(line) <= 200 for line in stderr.splitlines())
+    if collector == "closed port":  # nothing listens: the last exports gave up at once, within the bound
+        assert "more spans could not be exported before shutdown" in stderr
+        assert "shutdown waited" not in stderr
+    else:
+        assert "not yet sent are dropped" in stderr or "sent are not confirmed" in stderr
 
 
 def test_exporting_to_console_and_otlp_together(lm: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -275,15 +283,20 @@ def test_any_standard_values_build_exporters_without_raising(values: dict[str, s
         processor.shutdown()
 
 
-class Hanging(SpanExporter):
-    """A collector that takes its time and then fails."""
+class Blocked(SpanExporter):
+    """A collector that does not answer until released (then accepts: no line is logged after the test)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        time.sleep(0.5)
-        return SpanExportResult.FAILURE
+        self.entered.set()
+        self.release.wait(60)
+        return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        pass
+        self.release.set()
 
 
 def test_memory_stays_bounded_by_the_queue_while_exports_fail(lm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -291,16 +304,21 @@ def test_memory_stays_bounded_by_the_queue_while_exports_fail(lm: Any, monkeypat
 
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "200")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "50")
-    dspy_otel.configure(span_exporter=Hanging(), exit_timeout_ms=0)
-    dropped_before = dspy_otel.stats().get("export_spans_dropped_queue_full", 0)
+    blocked = Blocked()
+    dspy_otel.configure(span_exporter=blocked, exit_timeout_ms=0)
+    (batch,) = _setup._batches
     program = dspy.Predict("question -> answer")
-    for i in range(300):  # 600 spans: the queue is full
+    for i in range(300):  # 600 spans: one batch of 50 is stuck in the exporter (a hanging collector), the queue fills
         program(question=f"fill {i}")
+    assert blocked.entered.wait(30)
+    assert batch.queue_full()
+    dropped_before = dspy_otel.stats().get("export_spans_dropped_queue_full", 0)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    for i in range(1_000):  # 2,000 more spans
+    for i in range(1_000):  # 2,000 more spans, each dropping one
         program(question=f"more {i}")
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    assert dspy_otel.stats()["export_spans_dropped_queue_full"] - dropped_before > 300  # the queue stayed full
+    assert dspy_otel.stats()["export_spans_dropped_queue_full"] - dropped_before == 2_000
     assert grown < 2**20, f"{grown / 2**20:.2f} MiB grown while the queue was already full"
+    blocked.release.set()
