@@ -28,6 +28,7 @@ from dspy_otel._config import resolve
 from dspy_otel._fake_lm import FakeOpenAIServer
 from dspy_otel._resolve import rejected
 from dspy_otel.cli import main
+from dspy_otel.export import reporting
 from dspy_otel.export.otlp import build_exporters
 from dspy_otel.export.pipeline import build_processor
 from dspy_otel.export.reporting import ReportingExporter
@@ -123,7 +124,10 @@ class Failing(SpanExporter):
         pass
 
 
-def test_failures_are_counted_and_reported_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+def test_failures_are_counted_and_reported_once_per_interval(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reporting, "in_worker", lambda: False)  # pytest may run under a Python parent
     clock = Clock()
     before = dspy_otel.stats().get("export_spans_failed", 0)
     reporter = ReportingExporter(Failing(), interval_s=60, clock=clock)

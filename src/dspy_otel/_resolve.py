@@ -135,8 +135,8 @@ def unknown_names(env: Mapping[str, str]) -> list[str]:
     for name in sorted(env):
         if not name.startswith(_PREFIX) or name in known or name.startswith(OTHER_PREFIXES) or not env[name].strip():
             continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else "dspy-otel config lists the settings"
+        close = difflib.get_close_matches(name.removeprefix(_PREFIX), [k.removeprefix(_PREFIX) for k in known], 1)
+        hint = f"did you mean {_PREFIX}{close[0]}?" if close else "dspy-otel config lists the settings"
         messages.append(f"{name} is not a dspy-otel setting; {hint}")
     return messages
 

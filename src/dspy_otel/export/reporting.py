@@ -84,13 +84,13 @@ def prefix() -> str:
 def line(template: str, *args: Any, cut: str = "") -> str:
     """``template % args`` after :func:`prefix`, with ``cut`` (the ``%(cut)s`` part) shortened to fit 200 characters.
 
-    ``cut`` loses its middle, not its end: an error says what failed first and why last.
+    ``cut`` loses its middle, not its end: an error says what failed first and why last (kept longer).
     """
     text = f"{prefix()} {template % args}"
     cut = re.sub(r"<[^<>]* at 0x[0-9a-f]+>:? ?", "", " ".join(cut.split()))  # object reprs say nothing
     room = MAX_LINE - len(text.replace("%(cut)s", ""))
     if len(cut) > room:
-        head = max(room // 2, 1)
+        head = max(room // 3, 1)
         cut = f"{cut[: head - 1]}…{cut[len(cut) - (room - head) :]}" if room > 1 else ""
     return text.replace("%(cut)s", cut)
 
