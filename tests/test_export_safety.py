@@ -296,7 +296,7 @@ class Blocked(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.entered.set()
-        self.release.wait(60)
+        self.release.wait()  # however long the calls take: the test releases it when done
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -304,25 +304,33 @@ class Blocked(SpanExporter):
 
 
 def test_memory_stays_bounded_by_the_queue_while_exports_fail(lm: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tracemalloc
-
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "200")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "50")
     blocked = Blocked()
     dspy_otel.configure(span_exporter=blocked, exit_timeout_ms=0)
+    try:
+        dropped, grown = _calls_while_the_exporter_hangs(blocked)
+    finally:
+        blocked.release.set()
+    assert dropped == 2_000  # the queue stayed full: each new span dropped one
+    assert grown < 2**20, f"{grown / 2**20:.2f} MiB grown while the queue was already full"
+
+
+def _calls_while_the_exporter_hangs(blocked: Blocked) -> tuple[int, int]:
+    """Fill the queue, then make 2,000 more spans: how many were dropped, and how much memory grew meanwhile."""
+    import tracemalloc
+
     (batch,) = _setup._batches
     program = dspy.Predict("question -> answer")
     for i in range(300):  # 600 spans: one batch of 50 is stuck in the exporter (a hanging collector), the queue fills
         program(question=f"fill {i}")
-    assert blocked.entered.wait(30)
+    assert blocked.entered.wait(60)
     assert batch.queue_full()
     dropped_before = dspy_otel.stats().get("export_spans_dropped_queue_full", 0)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    for i in range(1_000):  # 2,000 more spans, each dropping one
+    for i in range(1_000):  # 2,000 more spans
         program(question=f"more {i}")
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    assert dspy_otel.stats()["export_spans_dropped_queue_full"] - dropped_before == 2_000
-    assert grown < 2**20, f"{grown / 2**20:.2f} MiB grown while the queue was already full"
-    blocked.release.set()
+    return dspy_otel.stats()["export_spans_dropped_queue_full"] - dropped_before, grown
