@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from dspy_otel.cli import main
 from dspy_otel.export import otlp, reporting
 from dspy_otel.export.reporting import ReportingExporter
 from dspy_otel.metrics.provider import ReportingMetricExporter
+from receivers import Received, receiver_answering
 
 ROOT = Path(__file__).resolve().parents[1]
 SHELL = ["sh", "-c", '"$0" "$@"; exit $?']  # runs the command as its child (no exec: a command follows)
@@ -302,44 +303,28 @@ def test_a_listening_collector_is_not_given_up() -> None:
     assert otlp._refuses(("127.0.0.1", closed_port()))
 
 
-@pytest.fixture
-def slow_receiver() -> Iterator[tuple[str, threading.Event, threading.Event, list[int]]]:
-    """An OTLP/HTTP receiver that reads each request, then answers only once released."""
-    got, release, received = threading.Event(), threading.Event(), []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(len(self.rfile.read(int(self.headers.get("Content-Length", "0")))))
-            got.set()
-            release.wait(60)
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", got, release, received
-    finally:
-        release.set()
-        server.shutdown()
-        server.server_close()
-
-
 def test_a_batch_in_flight_when_the_bound_runs_out_is_not_confirmed_rather_than_dropped(
-    slow_receiver: tuple[str, threading.Event, threading.Event, list[int]], caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    endpoint, got, release, received = slow_receiver
+    release, received = threading.Event(), Received()
+    with receiver_answering(200, hold=release, received=received) as endpoint:
+        _shutdown_while_a_batch_is_held(endpoint, release, received, caplog)
+
+
+def _shutdown_while_a_batch_is_held(
+    endpoint: str, release: threading.Event, received: Received, caplog: pytest.LogCaptureFixture
+) -> None:
     before = dspy_otel.stats()
     provider = dspy_otel.configure(
-        otlp_endpoint=endpoint, protocol="http/protobuf", metrics_exporter="none", bsp_schedule_delay_ms=20
+        otlp_endpoint=endpoint, protocol="http/protobuf", metrics_exporter="none", bsp_schedule_delay_ms=600_000
     )
     for _ in range(14):
         provider.get_tracer("t").start_span("s").end()
-    assert got.wait(60), "the batch never reached the receiver"
+    threading.Thread(target=provider.force_flush, daemon=True).start()  # one batch of 14, held by the receiver
+    deadline = time.monotonic() + 60
+    while not received.bodies:
+        assert time.monotonic() < deadline, "the batch never reached the receiver"
+        time.sleep(0.02)
     with caplog.at_level(logging.WARNING, logger="dspy_otel"):
         dspy_otel.shutdown(timeout_millis=200)  # the receiver holds the batch: the bound runs out
     after = dspy_otel.stats()
@@ -355,4 +340,4 @@ def test_a_batch_in_flight_when_the_bound_runs_out_is_not_confirmed_rather_than_
     while dspy_otel.stats().get("export_spans_exported", 0) - before.get("export_spans_exported", 0) < 14:
         assert time.monotonic() < deadline, "the late answer was never counted"
         time.sleep(0.05)
-    assert len(received) == 1
+    assert len(received.bodies) == 1
