@@ -15,13 +15,15 @@ profile, OTLP export to:
 The worker prints the median wall time per call, tracemalloc growth and RSS
 growth after the calls, and ``dspy_otel.stats()``; the orchestrator measures the
 time from the worker's last call to its exit (``DSPY_OTEL_EXIT_TIMEOUT_MS`` is
-5 s by default), reads the exit line (spans not sent, dropped; spans sent but not
+5 s by default) and to the end of dspy-otel's shutdown at exit (the rest is the
+interpreter's own teardown), reads the exit line (spans not sent, dropped; spans sent but not
 confirmed) and counts the warning lines the worker printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import re
@@ -112,6 +114,8 @@ def worker(url: str, calls: int) -> None:
 
     import dspy_otel
 
+    # registered before configure(), so it runs after dspy-otel's own shutdown at exit (atexit runs last-in first)
+    atexit.register(lambda: print(json.dumps({"shut": time.monotonic()}), flush=True))
     dspy_otel.configure()
     dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=url, api_key="x", cache=False, num_retries=0))
     program = dspy.Predict("question -> answer")
@@ -156,7 +160,9 @@ def run(url: str, kind: str, protocol: str, calls: int) -> dict[str, object]:
             check=True,
         )
         exited = time.monotonic()
-    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    *_, last_call, shut = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    result: dict[str, object] = last_call
+    result["shutdown_s"] = float(shut["shut"]) - float(last_call["done"])
     result["exit_s"] = exited - float(result.pop("done"))  # type: ignore[arg-type]
     for key, pattern in (
         ("dropped_at_exit", "spans not yet sent are dropped"),
@@ -182,9 +188,9 @@ def main() -> None:
     print(
         "| collector | protocol | median ms/call | p99 ms/call | tracemalloc growth | RSS growth | exported |"
         " failed | dropped (queue full) | not sent, dropped at exit | sent, not confirmed at exit"
-        " | exit after last call | dspy-otel lines | other lines |"
+        " | shutdown done after last call | exit after last call | dspy-otel lines | other lines |"
     )
-    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     with fake_server(sys.executable, ROOT / "src") as url:
         for kind, protocol in SCENARIOS:
             r = run(url, kind, protocol, args.calls)
@@ -194,7 +200,8 @@ def main() -> None:
             print(
                 f"| {kind} | {protocol} | {r['median_ms']:.2f} | {r['p99_ms']:.2f} | {r['tracemalloc_mib']:.2f} MiB "
                 f"| {r['rss_mib']:.1f} MiB | {' | '.join(f'{c:,}' for c in counts)} | {r['dropped_at_exit']} "
-                f"| {r['unconfirmed']} | {r['exit_s']:.1f} s | {r['warning_lines']} | {r['other_lines']} |",
+                f"| {r['unconfirmed']} | {r['shutdown_s']:.2f} s | {r['exit_s']:.1f} s "
+                f"| {r['warning_lines']} | {r['other_lines']} |",
                 flush=True,
             )
 
