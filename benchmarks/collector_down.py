@@ -170,8 +170,8 @@ def run(url: str, kind: str, protocol: str, calls: int) -> dict[str, object]:
     ):
         at_exit = re.search(rf"([\d,]+) {pattern}", done.stderr)
         result[key] = at_exit.group(1) if at_exit else "0"
-    result["warning_lines"] = sum("dspy-otel:" in line for line in done.stderr.splitlines())
-    result["other_lines"] = sum(1 for line in done.stderr.splitlines() if line and "dspy-otel:" not in line)
+    ours = [bool(re.match(r"dspy-otel(\[pid \d+\])?: ", line)) for line in done.stderr.splitlines() if line]
+    result["warning_lines"], result["other_lines"] = sum(ours), ours.count(False)
     return result
 
 
