@@ -8,8 +8,8 @@ becomes the reason in that exporter's own summary (a span exporter never quotes
 the metrics exporter), logged once when exports start failing, then at most once
 per interval, and once more when exports work again::
 
-    dspy-otel: 1,536 spans could not be exported so far (last error: Failed to export traces to
-    localhost:4317, error code: StatusCode.UNAVAILABLE); next report in 60 s at most
+    dspy-otel: 1,536 spans could not be exported so far (last error: StatusCode.UNAVAILABLE while
+    exporting traces to localhost:4317); next report in 60 s at most
     dspy-otel: exporting spans again; 1,536 spans were lost while the collector was unreachable
 
 Every line fits in 200 characters, and starts ``dspy-otel[pid 1234]:`` in a worker process
