@@ -8,19 +8,22 @@ Each scenario runs in its own process: ``dspy.Predict`` calls over the real
 ``dspy.LM`` HTTP path against the fake server (its own process), production
 profile, OTLP export to:
 
-- ``up``: a local OTLP/HTTP receiver that accepts everything;
+- ``up``: a local OTLP receiver that accepts everything, over gRPC and HTTP;
 - ``closed port``: nothing listens (connection refused), over gRPC and HTTP;
 - ``hanging``: a server that accepts connections and never answers, over gRPC and HTTP.
 
 The worker prints the median wall time per call, tracemalloc growth and RSS
 growth after the calls, and ``dspy_otel.stats()``; the orchestrator measures the
 time from the worker's last call to its exit (``DSPY_OTEL_EXIT_TIMEOUT_MS`` is
-5 s by default) and counts the warning lines the worker printed.
+5 s by default) and to the end of dspy-otel's shutdown at exit (the rest is the
+interpreter's own teardown), reads the exit line (spans not sent, dropped; spans sent but not
+confirmed) and counts the warning lines the worker printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import re
@@ -33,12 +36,17 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
+from concurrent import futures
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
 
 from run import ROOT, fake_server
 
 SCENARIOS = (
+    ("up", "grpc"),
     ("up", "http/protobuf"),
     ("closed port", "grpc"),
     ("closed port", "http/protobuf"),
@@ -59,9 +67,25 @@ class _Accept(BaseHTTPRequestHandler):
         pass
 
 
+class _AcceptAllRpcs(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc is untyped
+    """Answers every unary call (traces, metrics) with an empty message: a successful OTLP export response."""
+
+    def service(self, handler_call_details: Any) -> Any:
+        return grpc.unary_unary_rpc_method_handler(lambda request, context: b"")
+
+
 @contextmanager
-def collector(kind: str) -> Iterator[int]:
-    """A port on 127.0.0.1 that accepts OTLP/HTTP, refuses connections, or accepts and never answers."""
+def collector(kind: str, protocol: str) -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts OTLP, refuses connections, or accepts and never answers."""
+    if kind == "up" and protocol == "grpc":
+        grpc_server = grpc.server(futures.ThreadPoolExecutor(4), handlers=[_AcceptAllRpcs()])
+        grpc_port = grpc_server.add_insecure_port("127.0.0.1:0")
+        grpc_server.start()
+        try:
+            yield grpc_port
+        finally:
+            grpc_server.stop(None)
+        return
     if kind == "up":
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -90,6 +114,8 @@ def worker(url: str, calls: int) -> None:
 
     import dspy_otel
 
+    # registered before configure(), so it runs after dspy-otel's own shutdown at exit (atexit runs last-in first)
+    atexit.register(lambda: print(json.dumps({"shut": time.monotonic()}), flush=True))
     dspy_otel.configure()
     dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=url, api_key="x", cache=False, num_retries=0))
     program = dspy.Predict("question -> answer")
@@ -117,7 +143,7 @@ def worker(url: str, calls: int) -> None:
 
 
 def run(url: str, kind: str, protocol: str, calls: int) -> dict[str, object]:
-    with collector(kind) as port:
+    with collector(kind, protocol) as port:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DSPY_OTEL_"))},
             "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'benchmarks'}",
@@ -134,12 +160,18 @@ def run(url: str, kind: str, protocol: str, calls: int) -> dict[str, object]:
             check=True,
         )
         exited = time.monotonic()
-    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    *_, last_call, shut = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    result: dict[str, object] = last_call
+    result["shutdown_s"] = float(shut["shut"]) - float(last_call["done"])
     result["exit_s"] = exited - float(result.pop("done"))  # type: ignore[arg-type]
-    at_exit = re.search(r"([\d,]+) not yet exported are dropped", done.stderr)
-    result["dropped_at_exit"] = at_exit.group(1) if at_exit else "0"
-    result["warning_lines"] = sum("dspy-otel:" in line for line in done.stderr.splitlines())
-    result["other_lines"] = sum(1 for line in done.stderr.splitlines() if line and "dspy-otel:" not in line)
+    for key, pattern in (
+        ("dropped_at_exit", "spans not yet sent are dropped"),
+        ("unconfirmed", "sent are not confirmed"),
+    ):
+        at_exit = re.search(rf"([\d,]+) {pattern}", done.stderr)
+        result[key] = at_exit.group(1) if at_exit else "0"
+    ours = [bool(re.match(r"dspy-otel(\[pid \d+\])?: ", line)) for line in done.stderr.splitlines() if line]
+    result["warning_lines"], result["other_lines"] = sum(ours), ours.count(False)
     return result
 
 
@@ -155,9 +187,10 @@ def main() -> None:
     print()
     print(
         "| collector | protocol | median ms/call | p99 ms/call | tracemalloc growth | RSS growth | exported |"
-        " failed | dropped (queue full) | dropped at exit | exit after last call | dspy-otel lines | other lines |"
+        " failed | dropped (queue full) | not sent, dropped at exit | sent, not confirmed at exit"
+        " | shutdown done after last call | exit after last call | dspy-otel lines | other lines |"
     )
-    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     with fake_server(sys.executable, ROOT / "src") as url:
         for kind, protocol in SCENARIOS:
             r = run(url, kind, protocol, args.calls)
@@ -167,7 +200,8 @@ def main() -> None:
             print(
                 f"| {kind} | {protocol} | {r['median_ms']:.2f} | {r['p99_ms']:.2f} | {r['tracemalloc_mib']:.2f} MiB "
                 f"| {r['rss_mib']:.1f} MiB | {' | '.join(f'{c:,}' for c in counts)} | {r['dropped_at_exit']} "
-                f"| {r['exit_s']:.1f} s | {r['warning_lines']} | {r['other_lines']} |",
+                f"| {r['unconfirmed']} | {r['shutdown_s']:.2f} s | {r['exit_s']:.1f} s "
+                f"| {r['warning_lines']} | {r['other_lines']} |",
                 flush=True,
             )
 

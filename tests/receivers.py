@@ -84,12 +84,24 @@ def grpc_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
 
 
 @contextmanager
-def receiver_answering(status: int) -> Iterator[str]:
-    """An OTLP/HTTP endpoint on 127.0.0.1 that answers every request with ``status`` (a failing collector)."""
+def receiver_answering(
+    status: int, *, hold: threading.Event | None = None, received: Received | None = None
+) -> Iterator[str]:
+    """An OTLP/HTTP endpoint on 127.0.0.1 that answers every request with ``status`` (a failing collector).
+
+    Args:
+        status: The HTTP status of every answer.
+        hold: Answer only once this is set (a slow collector); it is set when the receiver stops.
+        received: Keeps the body of each request, as soon as it is read.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if received is not None:
+                received.add(body)
+            if hold is not None:
+                hold.wait()
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -102,6 +114,8 @@ def receiver_answering(status: int) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        if hold is not None:
+            hold.set()
         server.shutdown()
         server.server_close()
 

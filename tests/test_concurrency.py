@@ -31,7 +31,7 @@ from dspy_otel._fake_lm import FakeOpenAIServer
 RUNS = 1_000
 LM_SPAN = "chat gpt-4o-mini"
 TASK_IN_PROMPT = re.compile(r"<task (\d+)>")
-TIME_BUDGET_S = 60.0
+TIME_BUDGET_S = 600.0  # a guard against a hang, not a speed requirement: CI machines are slow and shared
 
 
 class Task(dspy.Module):  # type: ignore[misc]  # dspy ships no type information

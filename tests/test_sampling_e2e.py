@@ -174,11 +174,14 @@ def test_a_bad_policy_list_is_named_and_the_app_runs(
         t = traced()
     (record,) = caplog.records
     message = record.getMessage()
-    assert "DSPY_OTEL_TAIL_POLICIES='errors,latncy:5000'" in message
+    assert "DSPY_OTEL_TAIL_POLICIES='errors,latncy:5000': ignoring part of it" in message
     assert "'latncy:5000' is not a known policy" in message
-    assert "using none from the default" in message
+    assert "allowed: none, or a comma-separated list of errors, latency:..." in message
+    assert message.endswith("using errors, dropping 'latncy:5000'")
+    dropped = dspy_otel.stats().get("tail_traces_dropped", 0)
     Pipeline()(question="still traced")
-    assert len(t.spans()) == 5  # tail off: the production profile exports every trace
+    assert t.spans() == []  # the valid policy still applies: a trace without errors is not kept
+    assert dspy_otel.stats()["tail_traces_dropped"] == dropped + 1
     assert main(["check"]) == 1
     assert "DSPY_OTEL_TAIL_POLICIES='errors,latncy:5000': allowed: none, or a comma-separated list" in (
         capsys.readouterr().err

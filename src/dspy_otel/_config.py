@@ -438,7 +438,9 @@ def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     """Resolve every setting from explicit overrides, the environment and the profile.
 
     A bad environment value is logged in one line (the variable, the value, what is allowed,
-    what is used instead) and replaced by the profile or package default.
+    what is used instead) and replaced by the profile or package default (a list keeps its good
+    items). Each ``DSPY_OTEL_*`` variable that is not a setting is logged in one line with the
+    closest setting's name.
 
     Args:
         overrides: ``configure()`` keywords; ``None`` values count as not given.
@@ -450,9 +452,15 @@ def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     Raises:
         ValueError: For an unknown keyword or an invalid explicit value.
     """
-    from dspy_otel._resolve import walk  # _resolve imports this module, so not at the top
+    from dspy_otel._resolve import unknown_names, walk  # _resolve imports this module, so not at the top
 
-    settings, bad = walk(overrides, os.environ if env is None else env)
-    for name, raw, why, fallback in bad:
-        logger.warning("dspy-otel: ignoring %s=%r (%s); using %s", name, raw, why, fallback)
+    env = os.environ if env is None else env
+    settings, bad = walk(overrides, env)
+    for b in bad:
+        if b.partly:
+            logger.warning("dspy-otel: %s=%r: ignoring part of it (%s); using %s", b.name, b.raw, b.why, b.fallback)
+        else:
+            logger.warning("dspy-otel: ignoring %s=%r (%s); using %s", b.name, b.raw, b.why, b.fallback)
+    for message in unknown_names(env):
+        logger.warning("dspy-otel: %s", message)
     return settings

@@ -5,19 +5,40 @@ like an environment value, so a bad one raises), the environment variable (or th
 variable it falls back to), the profile default (see ``Setting.needs``), the package default.
 A bad environment value does not raise: :func:`walk` collects it with what is used instead, for
 :func:`dspy_otel._config.resolve` to log and for :func:`problems` and :func:`rejected` to report.
+A list with some bad items (``DSPY_OTEL_TAIL_POLICIES=errors,latncy:100``) keeps the good ones.
+:func:`unknown_names` names each ``DSPY_OTEL_*`` variable that is no setting, with the closest one.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from dspy_otel._config import FALLBACK_ENV, TABLE, Setting, Settings
 from dspy_otel._display import display
-from dspy_otel._parse import import_callable
+from dspy_otel._parse import PartlyValid, import_callable
 
 _BY_NAME = {s.name: s for s in TABLE}
+_PREFIX = "DSPY_OTEL_"
+# DSPY_OTEL_* variables read elsewhere, not settings: the `inspect` command's Jaeger, the Go binaries' cache
+# (scripts/), and the collector and Jaeger configurations (collector-config/*.yaml) with their prefixes
+OTHER_VARIABLES = ("DSPY_OTEL_JAEGER_URL", "DSPY_OTEL_BIN_CACHE")
+OTHER_PREFIXES = ("DSPY_OTEL_COLLECTOR_", "DSPY_OTEL_JAEGER_", "DSPY_OTEL_LB_")
+
+
+class Rejected(NamedTuple):
+    """A bad environment value: the variable, its value, why, and what is used instead.
+
+    ``partly``: only some items of a list were bad; the rest is used.
+    """
+
+    name: str
+    raw: str
+    why: str
+    fallback: str
+    partly: bool = False
 
 
 def _env_value(setting: Setting, env: Mapping[str, str]) -> tuple[str, str] | None:
@@ -44,7 +65,7 @@ def _explicit(setting: Setting, value: Any, values: Mapping[str, Any]) -> Any:
         raise ValueError(f"{setting.name}={value!r} is not valid; {exc}") from None
 
 
-def walk(overrides: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Settings, list[tuple[str, str, str, str]]]:
+def walk(overrides: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Settings, list[Rejected]]:
     """Resolve every setting in table order; also return each bad env value (variable, value, why, fallback).
 
     :func:`dspy_otel._config.resolve` logs the bad values; :func:`problems` and :func:`rejected` report them.
@@ -54,7 +75,7 @@ def walk(overrides: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Settings
         raise ValueError(f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(_BY_NAME)}")
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    bad: list[tuple[str, str, str, str]] = []
+    bad: list[Rejected] = []
     for setting in TABLE:
         value, source = _resolve_one(setting, overrides.get(setting.name), env, values, sources, bad)
         values[setting.name] = value
@@ -68,7 +89,7 @@ def _resolve_one(
     env: Mapping[str, str],
     values: Mapping[str, Any],
     sources: Mapping[str, str],
-    bad: list[tuple[str, str, str, str]],
+    bad: list[Rejected],
 ) -> tuple[Any, str]:
     if given is not None:
         return _explicit(setting, given, values), "argument"
@@ -77,9 +98,12 @@ def _resolve_one(
         name, raw = found
         try:
             return _parse(setting, raw, values), f"env {name}"
+        except PartlyValid as exc:
+            bad.append(Rejected(name, raw, str(exc), f"{display(exc.value)}, dropping {exc.dropped!r}", partly=True))
+            return exc.value, f"env {name}"
         except ValueError as exc:
             fallback, source = _default(setting, values, sources)
-            bad.append((name, raw, str(exc), f"{display(fallback) or 'none'} from the {source}"))
+            bad.append(Rejected(name, raw, str(exc), f"{display(fallback) or 'none'} from the {source}"))
             return fallback, source
     return _default(setting, values, sources)
 
@@ -94,12 +118,30 @@ def _default(setting: Setting, values: Mapping[str, Any], sources: Mapping[str, 
 
 
 def problems(env: Mapping[str, str] | None = None) -> list[str]:
-    """Every invalid environment value, one message each (for ``dspy-otel check``)."""
-    _, bad = walk({}, os.environ if env is None else env)
-    return [f"{name}={raw!r}: {why}" for name, raw, why, _ in bad]
+    """Every invalid environment value and misspelled name, one message each (for ``dspy-otel check``)."""
+    env = os.environ if env is None else env
+    _, bad = walk({}, env)
+    return [f"{b.name}={b.raw!r}: {b.why}" for b in bad] + unknown_names(env)
+
+
+def unknown_names(env: Mapping[str, str]) -> list[str]:
+    """A message for each set ``DSPY_OTEL_*`` variable that no setting reads, naming the closest one.
+
+    Variables that dspy-otel reads outside the settings table (:data:`OTHER_VARIABLES`, and the
+    collector's and Jaeger's under :data:`OTHER_PREFIXES`) are not named.
+    """
+    known = [s.env for s in TABLE if s.env.startswith(_PREFIX)] + list(OTHER_VARIABLES)
+    messages = []
+    for name in sorted(env):
+        if not name.startswith(_PREFIX) or name in known or name.startswith(OTHER_PREFIXES) or not env[name].strip():
+            continue
+        close = difflib.get_close_matches(name.removeprefix(_PREFIX), [k.removeprefix(_PREFIX) for k in known], 1)
+        hint = f"did you mean {_PREFIX}{close[0]}?" if close else "dspy-otel config lists the settings"
+        messages.append(f"{name} is not a dspy-otel setting; {hint}")
+    return messages
 
 
 def rejected(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment variables whose values are invalid, with those values (kept from the exporters)."""
     _, bad = walk({}, os.environ if env is None else env)
-    return {name: raw for name, raw, _, _ in bad}
+    return {b.name: b.raw for b in bad}

@@ -28,7 +28,7 @@ from dspy_otel._config import Settings, resolve
 from dspy_otel._display import display
 from dspy_otel._resolve import rejected
 from dspy_otel.context import ContextAttributesProcessor
-from dspy_otel.export.queue import CountingBatchSpanProcessor
+from dspy_otel.export.queue import CountingBatchSpanProcessor, report_left_at_exit
 from dspy_otel.sampling.head import DSPyOtelSampler, build_head
 
 logger = logging.getLogger("dspy_otel")
@@ -154,8 +154,9 @@ def shutdown(timeout_millis: int | None = None) -> None:
 
     Runs by itself at exit. It never holds the program up longer than ``timeout_millis``
     (default ``DSPY_OTEL_EXIT_TIMEOUT_MS``, 5 s): with the collector down or hanging, what
-    could not leave by then is dropped, counted (``export_spans_abandoned_at_exit`` in
-    :func:`dspy_otel.stats`) and reported in one line.
+    could not leave by then is counted and reported in one line: spans never sent as
+    ``export_spans_abandoned_at_exit`` (dropped), spans sent but not yet confirmed by the
+    collector as ``export_spans_unconfirmed_at_exit`` (see :func:`dspy_otel.stats`).
     """
     global _provider, _meter_provider, _settings
     with _lock:
@@ -172,15 +173,8 @@ def shutdown(timeout_millis: int | None = None) -> None:
         worker = threading.Thread(target=_flush_and_shut, args=providers, name="dspy-otel-shutdown", daemon=True)
         worker.start()
         worker.join(timeout_s)
-        left = sum(batch.unexported() for batch in _batches) if worker.is_alive() else 0
-        if left:
-            _stats.add({"export_spans_abandoned_at_exit": left})
-            logger.warning(
-                "dspy-otel: spans could not all be exported within %.1f s at shutdown (DSPY_OTEL_EXIT_TIMEOUT_MS); "
-                "%s not yet exported are dropped (collector down or slow?)",
-                timeout_s,
-                f"{left:,}",
-            )
+        if worker.is_alive():
+            report_left_at_exit(_batches, timeout_s)
         _batches.clear()
 
 
@@ -221,7 +215,10 @@ def _take_over(instrumentor: Any) -> Any:
 
 
 def _flush_and_shut(provider: TracerProvider, meter_provider: MeterProvider | None) -> None:
+    from dspy_otel.export.otlp import give_up_where_refused
+
     try:
+        give_up_where_refused()
         provider.force_flush()
         provider.shutdown()
         if meter_provider is not None:

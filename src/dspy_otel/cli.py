@@ -5,7 +5,8 @@ Commands:
                            ``--verbose``: the last LM call's prompt and response too).
     ``dspy-otel config``   print every effective setting, its value and where it came from
                            (``--table``: the Markdown table of all settings).
-    ``dspy-otel check``    exit 1 if any environment setting is invalid, naming what is allowed.
+    ``dspy-otel check``    exit 1 if any environment setting is invalid, naming what is allowed, or any
+                           ``DSPY_OTEL_*`` variable is no setting (naming the closest one).
     ``dspy-otel inspect``  print the last LM calls stored in Jaeger, like ``dspy.inspect_history``.
 
 Example:
@@ -66,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = commands.add_parser("config", help="print the effective settings")
     config.add_argument("--table", action="store_true", help="print the table of every setting as Markdown")
     config.set_defaults(run=_config)
-    commands.add_parser("check", help="fail on invalid environment settings").set_defaults(run=_check)
+    commands.add_parser(
+        "check", help="fail on invalid environment settings and misspelled DSPY_OTEL_* names"
+    ).set_defaults(run=_check)
     add_inspect_parser(commands).set_defaults(run=run_inspect)
     args = parser.parse_args(argv)
     status: int = args.run(args)

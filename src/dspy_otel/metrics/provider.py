@@ -38,16 +38,19 @@ class ReportingMetricExporter(MetricExporter):
             preferred_aggregation=inner._preferred_aggregation,
         )
         self.inner = inner
-        self._report = FailureReport("metric batches")
+        self._report = FailureReport("metric batches", exporter=inner)
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         """Export through the inner exporter."""
         try:
-            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            with self._report.exporting():
+                result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
             reason = self._report.reason()
         except Exception as exc:
             result, reason = MetricExportResult.FAILURE, f"{type(exc).__name__}: {exc}"
-        if result is not MetricExportResult.SUCCESS:
+        if result is MetricExportResult.SUCCESS:
+            self._report.succeeded()
+        else:
             _stats.add({"export_metric_batches_failed": 1})
             self._report.failed(1, reason)
         return result

@@ -68,9 +68,29 @@ HEAD_SAMPLERS: dict[str, HeadSampler] = {
 
 
 def parse_sampler_arg(raw: str, *, sampler: str) -> Any:
-    """Parse ``OTEL_TRACES_SAMPLER_ARG`` for ``sampler``; ``None`` for samplers that take no argument."""
+    """Parse ``OTEL_TRACES_SAMPLER_ARG`` for ``sampler``.
+
+    A sampler that reads no argument (``always_on``, or the default one when ``OTEL_TRACES_SAMPLER``
+    is invalid) makes a set argument an error that says which samplers would accept it: the
+    argument is checked against every sampler that could read it, whatever the sampler.
+
+    Raises:
+        ValueError: ``"allowed: ..."``: the argument is invalid for ``sampler``, or ``sampler`` reads none.
+    """
     parse = HEAD_SAMPLERS[sampler].parse_arg
-    return parse(raw) if parse is not None else None
+    if parse is not None:
+        return parse(raw)
+    fits = []
+    for name, head in HEAD_SAMPLERS.items():
+        try:
+            if head.parse_arg is not None and head.parse_arg(raw) is not None:
+                fits.append(name)
+        except ValueError:
+            continue
+    raise ValueError(
+        f"allowed: unset, since the sampler in use, {sampler}, reads no argument; "
+        f"{raw.strip()!r} would suit {', '.join(fits) or 'no sampler'}"
+    )
 
 
 def build_head(name: str, arg: Any) -> Sampler:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dspy_otel._parse import PartlyValid
 from dspy_otel.sampling.policies import attribute, cost, errors, latency, rate, ratio, tokens
 from dspy_otel.sampling.policies._base import Policy, TraceView
 
@@ -63,22 +64,39 @@ def parse_policies(raw: str) -> tuple[Policy, ...]:
     """Parse a ``DSPY_OTEL_TAIL_POLICIES`` value; ``""`` or ``none`` gives no policy (tail sampling off).
 
     Raises:
-        ValueError: ``"allowed: ..."`` naming the unknown, malformed or repeated policy.
+        PartlyValid: Some items are unknown, malformed or repeated: the message names them, the
+            exception's ``value`` holds the policies of the other items (used instead of the whole list).
+        ValueError: ``"allowed: ..."`` when no item is valid.
     """
     text = raw.strip()
     if text.lower() in ("", "none"):
         return ()
     policies: list[Policy] = []
+    bad: list[tuple[str, str]] = []
     for item in (part.strip() for part in text.split(",")):
-        name, colon, arg = item.partition(":")
-        parse = _REGISTRY.get(name.strip().lower())
-        if parse is None:
-            raise ValueError(f"{_allowed()}; {item!r} is not a known policy")
         try:
-            policy = parse(arg.strip() if colon else None)
+            policy = _parse_one(item)
         except ValueError as exc:
-            raise ValueError(f"{exc}; got {item!r}") from None
+            bad.append((item, str(exc)))
+            continue
         if policy in policies:
-            raise ValueError(f"{_allowed()}; {item!r} is listed twice")
-        policies.append(policy)
-    return tuple(policies)
+            bad.append((item, f"{_allowed()}; {item!r} is listed twice"))
+        else:
+            policies.append(policy)
+    if not bad:
+        return tuple(policies)
+    message = "; ".join(why for _, why in bad)
+    if not policies:
+        raise ValueError(message)
+    raise PartlyValid(message, tuple(policies), ",".join(item for item, _ in bad))
+
+
+def _parse_one(item: str) -> Policy:
+    name, colon, arg = item.partition(":")
+    parse = _REGISTRY.get(name.strip().lower())
+    if parse is None:
+        raise ValueError(f"{_allowed()}; {item!r} is not a known policy")
+    try:
+        return parse(arg.strip() if colon else None)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; got {item!r}") from None
