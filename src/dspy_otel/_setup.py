@@ -23,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from dspy_otel import _signals, _stats
+from dspy_otel import _signals
 from dspy_otel._config import Settings, resolve
 from dspy_otel._display import display
 from dspy_otel._resolve import rejected
