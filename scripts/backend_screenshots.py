@@ -29,20 +29,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import backend_envs
+import chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
 START_TIMEOUT_S = 600.0
 PROJECT = "dspy-demo"
 CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *chromium.HEADLESS_FLAGS,
     "--hide-scrollbars",
     "--virtual-time-budget=30000",
 )
@@ -148,13 +142,13 @@ def mlflow_url(base: str, cwd: Path) -> str:
 
 def screenshot(url: str, out: Path, size: str = "1400,860") -> None:
     """Save what headless Chromium shows at ``url`` to ``out`` (PNG)."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
         raise SystemExit("backend_screenshots: Chromium is missing (apt-get install -y chromium)")
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [
-                chromium,
+                browser,
                 *CHROMIUM_FLAGS,
                 f"--user-data-dir={profile}",
                 f"--window-size={size}",

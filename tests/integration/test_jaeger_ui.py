@@ -14,30 +14,19 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from conftest import run_demo
-from integration.processes import REPO, Binaries, Jaeger, wait_for
+from integration.processes import REPO, Binaries, Jaeger, load_script, wait_for
 from integration.stack import launch_stack
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless, and none of Chromium's own connections to Google's hosts (refused on a closed network, and slow).
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
+CHROMIUM = load_script("chromium").CHROMIUM
+CHROMIUM_FLAGS = load_script("chromium").HEADLESS_FLAGS
 ARTIFACTS = REPO / "test-artifacts" / "jaeger-ui"
 # Every wait ends as soon as the page shows what it waits for; the bound is for a slow, shared CI machine.
 UI_TIMEOUT_MS = 60_000
