@@ -173,9 +173,8 @@ def spans_made(kind: str) -> int:
 
 
 QUESTION = re.compile(r"pid \d+ request \d+( FAIL)?")
-SPANS_LOST = re.compile(
-    r"dspy-otel: .*?([\d,]+) (?:more spans could not|spans could not|not yet exported|not confirmed)"
-)
+LINE = re.compile(r"dspy-otel(?:\[pid \d+\])?: ")
+SPANS_LOST = re.compile(r"([\d,]+) (?:more spans could not|spans could not|spans not yet sent|sent are not confirmed)")
 
 
 @pytest.mark.parametrize("kind", list(SERVERS))
@@ -191,7 +190,11 @@ def test_sigterm_with_the_collector_down_exits_in_bounded_time_saying_what_was_l
     outcome = run(kind, tmp_path, fake_server.base_url, **down)
     assert outcome.status == baseline, outcome.stderr[-3000:]
     assert outcome.stop_s <= EXIT_TIMEOUT_MS / 1e3 + 20.0, "the exit timeout, then graceful shutdowns on a slow machine"
-    lost = [int(m.group(1).replace(",", "")) for m in map(SPANS_LOST.search, outcome.stderr.splitlines()) if m]
+    lost = [
+        sum(int(count.replace(",", "")) for count in SPANS_LOST.findall(text))
+        for text in outcome.stderr.splitlines()
+        if LINE.match(text) and SPANS_LOST.search(text)
+    ]
     assert len(lost) == len(outcome.served), f"one line per process that had spans queued:\n{outcome.stderr[-3000:]}"
     assert sum(lost) == spans_made(kind)
 

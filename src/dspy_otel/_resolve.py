@@ -22,9 +22,9 @@ from dspy_otel._parse import PartlyValid, import_callable
 
 _BY_NAME = {s.name: s for s in TABLE}
 _PREFIX = "DSPY_OTEL_"
-# DSPY_OTEL_* variables read elsewhere, not settings: the `inspect` command's Jaeger, the Go binaries' cache
-# (scripts/), and the collector and Jaeger configurations (collector-config/*.yaml) with their prefixes
-OTHER_VARIABLES = ("DSPY_OTEL_JAEGER_URL", "DSPY_OTEL_BIN_CACHE")
+# DSPY_OTEL_* variables read elsewhere, not settings: the `inspect` command's Jaeger, the test setup's caches of
+# Go binaries and venvs (scripts/), and the collector and Jaeger configurations (collector-config/*.yaml)
+OTHER_VARIABLES = ("DSPY_OTEL_JAEGER_URL", "DSPY_OTEL_BIN_CACHE", "DSPY_OTEL_CACHE")
 OTHER_PREFIXES = ("DSPY_OTEL_COLLECTOR_", "DSPY_OTEL_JAEGER_", "DSPY_OTEL_LB_")
 
 
