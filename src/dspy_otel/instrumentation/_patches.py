@@ -189,7 +189,13 @@ def patches(hooks: SpanHooks) -> list[Patch]:
     """
     traced_calls: tuple[tuple[str, str, tuple[str, ...], Start, str], ...] = (
         ("dspy.clients.base_lm", "BaseLM", ("__call__", "acall"), hooks.start_lm, "LM spans"),
-        ("dspy.primitives.module", "Module", ("__call__", "acall"), hooks.start_module, "module spans"),
+        (
+            "dspy.primitives.module",
+            "Module",
+            ("__call__", "acall"),
+            hooks.start_module,
+            "module spans, so each LM call is its own trace",
+        ),
         ("dspy.adapters.types.tool", "Tool", ("__call__", "acall"), hooks.start_tool, "tool spans"),
         ("dspy.evaluate.evaluate", "Evaluate", ("__call__",), hooks.start_module, "Evaluate spans"),
     )
@@ -209,9 +215,8 @@ def patches(hooks: SpanHooks) -> list[Patch]:
             owner = getattr(module, class_name) if class_name else module
             original = owner.__dict__[name]
         except (ImportError, AttributeError, KeyError):
-            gap = f"{lost} ({module_name}.{f'{class_name}.' if class_name else ''}{name} not found)"
-            if gap not in missing:
-                missing.append(gap)
+            if not any(gap.startswith(f"{lost} (") for gap in missing):
+                missing.append(f"{lost} ({module_name}.{f'{class_name}.' if class_name else ''}{name} not found)")
             continue
         built.append((owner, name, original, wrap(original)))
     _support.report(missing)
