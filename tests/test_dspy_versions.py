@@ -37,6 +37,7 @@ WARNINGS = ("-W", "ignore:Items? .* using the `ReadOnly` qualifier:UserWarning")
 """Pydantic's warning on the newest LiteLLM's types, which older DSPy releases resolve to: not ours to fix."""
 
 
+@pytest.mark.timeout(1800)  # building the venv and a whole pytest run, on a slow shared CI machine
 @pytest.mark.parametrize("version", dspy_envs.MATRIX)
 def test_the_matrix_suite_passes_on(version: str) -> None:
     try:
