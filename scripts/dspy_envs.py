@@ -12,6 +12,7 @@ Usage: ``python scripts/dspy_envs.py [VERSION ...]`` builds the missing ones and
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -57,21 +58,31 @@ def _uv() -> str:
 
 
 def ensure(version: str) -> Path:
-    """The venv's Python for DSPy ``version``, built first if it is missing (an interrupted build is redone)."""
+    """The venv's Python for DSPy ``version``, built first if it is missing (an interrupted build is redone).
+
+    A lock file makes concurrent callers wait for one build. Venvs this checkout built for ``version``
+    before (another digest: ``pyproject.toml`` or this script changed) are removed.
+    """
     path = env_path(version)
     python = path / "bin" / "python"
-    if (path / ".complete").exists():
-        return python
-    shutil.rmtree(path, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    uv = _uv()
-    for command in (
-        ["venv", "--quiet", "--python", sys.executable, str(path)],
-        ["pip", "install", "--quiet", "--python", str(python), *_requirements(version)],
-        ["pip", "install", "--quiet", "--python", str(python), "--no-deps", "-e", str(ROOT)],
-    ):
-        subprocess.run([uv, *command], check=True, stdout=subprocess.DEVNULL)
-    (path / ".complete").touch()
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / ".complete").exists():
+            shutil.rmtree(path, ignore_errors=True)
+            uv = _uv()
+            for command in (
+                ["venv", "--quiet", "--python", sys.executable, str(path)],
+                ["pip", "install", "--quiet", "--python", str(python), *_requirements(version)],
+                ["pip", "install", "--quiet", "--python", str(python), "--no-deps", "-e", str(ROOT)],
+            ):
+                subprocess.run([uv, *command], check=True, stdout=subprocess.DEVNULL)
+            (path / ".root").write_text(str(ROOT))
+            (path / ".complete").touch()
+    for stale in CACHE.glob(f"dspy-{version}-*/.root"):
+        if stale.parent != path and stale.read_text() == str(ROOT):
+            shutil.rmtree(stale.parent, ignore_errors=True)
+            Path(f"{stale.parent}.lock").unlink(missing_ok=True)
     return python
 
 
