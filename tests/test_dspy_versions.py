@@ -47,13 +47,6 @@ def test_the_matrix_suite_passes_on(version: str) -> None:
             raise
         pytest.skip(f"the venv for DSPy {version} could not be built ({exc}); under CI=true this fails")
     env = {**env_without_settings(), "PYTHONPATH": "tests", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *WARNINGS, *MATRIX_SUITE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
+    command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *WARNINGS, *MATRIX_SUITE]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
     assert done.returncode == 0, f"DSPy {version}:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"

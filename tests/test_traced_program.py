@@ -1,8 +1,8 @@
 """A whole DSPy program traced on every supported DSPy release (the version matrix runs this file on each).
 
-A module with a ``Predict`` and a ``ChainOfThought``, a ``ReAct`` with a tool, a failing call, an async run and
-a streamed run: their spans, parenting and usage (tokens, cost, response model, cache hits), the token
-metrics and a token-based tail policy are asserted with nothing specific to one DSPy release.
+A module with a ``ChainOfThought`` and a ``Predict`` (``programs.QA``), a ``ReAct`` with a tool, a failing
+call, an async run and a streamed run: their spans, parenting and usage (tokens, cost, response model, cache
+hits), the token metrics and a token-based tail policy are asserted with nothing specific to one DSPy release.
 """
 
 from __future__ import annotations
@@ -25,27 +25,11 @@ from dspy_otel._fake_lm import FakeOpenAIServer
 from dspy_otel.instrumentation._support import dspy_version, supported
 from dspy_otel.retention import SwitchedOffHistory
 from metric_points import count, points, total
+from programs import QA
 from test_lm_spans import _drain, make_lm, memory_cache, sse_base_url  # noqa: F401  # fixtures used below
 from test_parenting import assert_one_trace
 
 LM_SPAN = "chat gpt-4o-mini"
-
-
-class Pipeline(dspy.Module):  # type: ignore[misc]  # dspy ships no type information
-    """A ``Predict`` (``classify``) then a ``ChainOfThought`` (``answer``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.classify = dspy.Predict("question -> topic")
-        self.answer = dspy.ChainOfThought("question, topic -> answer")
-
-    def forward(self, question: str) -> Any:
-        topic = self.classify(question=question).topic
-        return self.answer(question=question, topic=topic)
-
-    async def aforward(self, question: str) -> Any:
-        topic = (await self.classify.acall(question=question)).topic
-        return await self.answer.acall(question=question, topic=topic)
 
 
 def weather(city: str) -> str:
@@ -68,15 +52,15 @@ def test_the_installed_dspy_is_supported() -> None:
 
 def test_a_module_with_predict_and_chain_of_thought(traced: Callable[..., Traced], lm: Any) -> None:
     t = traced(profile="production")
-    Pipeline()(question="What is DSPy?")
+    QA()(question="What is DSPy?")
     spans = t.spans()
-    root = assert_one_trace(spans, "Pipeline")
-    (classify,) = t.named("Predict classify")
-    (answer,) = t.named("ChainOfThought answer")
-    assert {parent_id(classify), parent_id(answer)} == {root.context.span_id}
-    assert attr(classify, "dspy.signature") == "question -> topic"
+    root = assert_one_trace(spans, "QA")
+    (think,) = t.named("ChainOfThought think")
+    (check,) = t.named("Predict check")
+    assert {parent_id(think), parent_id(check)} == {root.context.span_id}
+    assert attr(check, "dspy.signature") == "question, answer -> verdict"
     lms = t.named(LM_SPAN)
-    assert {parent_id(s) for s in lms} == {classify.context.span_id, answer.context.span_id}
+    assert {parent_id(s) for s in lms} == {think.context.span_id, check.context.span_id}
     assert len(lms) == 2
     for span in lms:
         assert_billed(span)
@@ -112,8 +96,8 @@ def test_a_failing_call_is_an_error_span(traced: Callable[..., Traced], lm: Any)
 
 def test_async_run(traced: Callable[..., Traced], lm: Any) -> None:
     t = traced()
-    asyncio.run(Pipeline().acall(question="async?"))
-    assert_one_trace(t.spans(), "Pipeline")
+    asyncio.run(QA().acall(question="async?"))
+    assert_one_trace(t.spans(), "QA")
     lms = t.named(LM_SPAN)
     assert len(lms) == 2
     for span in lms:
@@ -152,7 +136,7 @@ def test_token_metrics_match_what_the_server_billed(
     reader = InMemoryMetricReader()
     traced(metric_reader=reader, sampler="always_off")
     before = fake_server.billed_tokens
-    Pipeline()(question="metrics?")
+    QA()(question="metrics?")
     after = fake_server.billed_tokens
     found = points(reader)
     assert total(found, "gen_ai.client.token.usage", gen_ai__token__type="input") == after[0] - before[0]
@@ -163,5 +147,5 @@ def test_token_metrics_match_what_the_server_billed(
 @pytest.mark.parametrize(("policy", "kept"), [("tokens:1", True), ("tokens:100000000", False)])
 def test_a_token_tail_policy_sees_the_usage(traced: Callable[..., Traced], lm: Any, policy: str, kept: bool) -> None:
     t = traced(tail_policies=policy)
-    Pipeline()(question="tail?")
+    QA()(question="tail?")
     assert bool(t.spans()) is kept
