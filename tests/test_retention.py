@@ -192,7 +192,10 @@ def test_history_comes_back_when_the_app_turns_it_on_or_dspy_otel_shuts_down(
         program(question="q")
         assert len(lm.history) == 1
         assert lm.history[-1]["outputs"]
+    unpickled = pickle.loads(pickle.dumps(program))  # DSPy drops a module's history when pickling
+    assert isinstance(unpickled.history, SwitchedOffHistory)
     dspy_otel.shutdown()
+    assert type(unpickled.history) is list
     lm.history.clear()
     assert type(lm.history) is list
     program(question="q")

@@ -95,10 +95,10 @@ class _HistoryView:
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        kept = instance.__dict__.get("history")
-        if not kept and _history_disabled():
-            return _SWITCHED_OFF
-        return kept if kept is not None else instance.__dict__.setdefault("history", [])
+        # setdefault: an instance without one (unpickled by DSPy's __setstate__ while this view answered
+        # hasattr) still has its own list once retention is back on and the view is gone
+        kept = instance.__dict__.setdefault("history", [])
+        return _SWITCHED_OFF if not kept and _history_disabled() else kept
 
     def __set__(self, instance: Any, value: Any) -> None:
         instance.__dict__["history"] = value
