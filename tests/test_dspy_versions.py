@@ -33,8 +33,10 @@ MATRIX_SUITE = (
     "tests/test_metrics.py::test_cache_hits_are_counted_and_bill_no_tokens",
 )
 """The tests run on every older DSPy: each DSPy-facing path once, and nothing that does not touch DSPy."""
-WARNINGS = ("-W", "ignore:Items? .* using the `ReadOnly` qualifier:UserWarning")
-"""Pydantic's warning on the newest LiteLLM's types, which older DSPy releases resolve to: not ours to fix."""
+LEAKS = ("-W", "ignore::ResourceWarning", "-W", "ignore::pytest.PytestUnraisableExceptionWarning")
+"""Sockets and event loops that the LiteLLM async path of DSPy 3.1 leaves to the garbage collector (seen in
+``test_async_run``): not dspy-otel's, and reported in whichever test the collector happens to run. The main
+suite, on the newest DSPy, still fails on any such warning."""
 
 
 @pytest.mark.timeout(1800)  # building the venv and a whole pytest run, on a slow shared CI machine
@@ -47,6 +49,6 @@ def test_the_matrix_suite_passes_on(version: str) -> None:
             raise
         pytest.skip(f"the venv for DSPy {version} could not be built ({exc}); under CI=true this fails")
     env = {**env_without_settings(), "PYTHONPATH": "tests", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *WARNINGS, *MATRIX_SUITE]
+    command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *LEAKS, *MATRIX_SUITE]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
     assert done.returncode == 0, f"DSPy {version}:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
