@@ -257,7 +257,7 @@ def test_streamify_streams_through_one_lm_span(
 
 @pytest.mark.skipif(
     Version(dspy_version() or "0") < Version("3.4"),
-    reason="before DSPy 3.4, LiteLLM accepts a non-streaming answer to a streaming request: no error to record",
+    reason="before DSPy 3.4 (the LiteLLM path) a streamed call to a non-streaming server raises nothing to record",
 )
 def test_streamify_against_a_non_streaming_server_ends_the_span_with_error(
     traced: Callable[..., Traced], fake_server: FakeOpenAIServer
