@@ -1,4 +1,4 @@
-"""Local OTLP receivers for tests: gRPC and HTTP, each keeping the raw bytes of every request it gets."""
+"""Local OTLP receivers for tests: gRPC and HTTP keeping the raw bytes of every request, and one decoding spans."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 
 class Received:
@@ -94,6 +101,84 @@ def receiver_answering(status: int) -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _pid(resource: Resource) -> int | None:
+    """The resource's ``process.pid`` (set when ``OTEL_EXPERIMENTAL_RESOURCE_DETECTORS`` names ``process``)."""
+    return next((int(a.value.int_value) for a in resource.attributes if a.key == "process.pid"), None)
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a collector does: forked workers inherit pooled connections
+    server: OtlpReceiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/v1/metrics":  # other signals get an empty success, as from a collector
+            metrics = ExportMetricsServiceRequest.FromString(body)
+            with self.server.lock:
+                self.server.metric_pids.extend(_pid(r.resource) for r in metrics.resource_metrics)
+        if self.path != "/v1/traces":
+            self._reply(b"")
+            return
+        request = ExportTraceServiceRequest.FromString(body)
+        records = [
+            {
+                "name": span.name,
+                "trace_id": span.trace_id.hex(),
+                "span_id": span.span_id.hex(),
+                "parent_id": span.parent_span_id.hex() or None,
+                "error": span.status.code == Status.STATUS_CODE_ERROR,
+                "content": next(
+                    (a.value.string_value for a in span.attributes if a.key == "gen_ai.input.messages"), ""
+                ),
+                "pid": _pid(resource_spans.resource),
+            }
+            for resource_spans in request.resource_spans
+            for scope_spans in resource_spans.scope_spans
+            for span in scope_spans.spans
+        ]
+        with self.server.lock:
+            self.server.records.extend(records)
+        self._reply(ExportTraceServiceResponse().SerializeToString())
+
+    def _reply(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep the receiver quiet."""
+
+
+class OtlpReceiver(ThreadingHTTPServer):
+    """An OTLP/HTTP (protobuf) receiver on 127.0.0.1 that keeps every span and the pid of every metrics request."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        self.lock = threading.Lock()
+        self.records: list[dict[str, Any]] = []
+        self.metric_pids: list[int | None] = []
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/traces"
+
+
+@contextmanager
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """A running :class:`OtlpReceiver`, shut down at the end."""
+    server = OtlpReceiver()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
     finally:
         server.shutdown()
         server.server_close()

@@ -41,6 +41,7 @@ PATCH_TARGETS = {
     "dspy.evaluate.evaluate.Evaluate.__call__",
     "dspy.utils.parallelizer.ParallelExecutor.execute",
     "dspy.clients.execution.finalize",
+    "dspy.clients.execution._retryable",
 }
 RETENTION_OFF_TARGETS = {"dspy.clients.base_lm.pretty_print_history", "dspy.primitives.module.pretty_print_history"}
 """With retention off (the default), an empty history is explained where DSPy prints it."""
@@ -109,7 +110,7 @@ def one_of_each(lm: Any) -> dict[str, int]:
     devset = [dspy.Example(question=q, answer="42").with_inputs("question") for q in ("e1", "e2")]
     evaluate = dspy.Evaluate(devset=devset, metric=lambda *args: True, num_threads=2, display_progress=False)
     evaluate(dspy.Predict("question -> answer"))
-    return {LM_SPAN: 7, "Predict": 6, "execute_tool search": 1, "Evaluate": 1}
+    return {LM_SPAN: 7, "Predict": 6, "execute_tool search": 1, "Evaluate": 1, "Evaluate example": 2}
 
 
 def span_counts(exporter: InMemorySpanExporter) -> dict[str, int]:

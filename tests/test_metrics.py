@@ -108,11 +108,14 @@ def test_no_metrics_reader_means_no_metrics_recorded(traced: Callable[..., Trace
     assert _setup._meter_provider is None
 
 
-def test_queued_calls_stay_bounded_and_every_call_counts() -> None:
+def test_queued_calls_stay_bounded_and_every_call_counts(monkeypatch: pytest.MonkeyPatch) -> None:
     from opentelemetry.sdk.metrics import MeterProvider
 
     from dspy_otel.metrics.instruments import MAX_QUEUED, Instruments
 
+    # Without the background thread, the bound is the callers' own work and holds exactly, however fast the
+    # machine: with it, a call that finds the thread applying leaves the work to it (never waits for its lock).
+    monkeypatch.setattr(Instruments, "_start_worker", lambda self: None)
     reader = InMemoryMetricReader()
     instruments = Instruments(MeterProvider(metric_readers=[reader]).get_meter("t"))
     request = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}

@@ -179,9 +179,12 @@ def test_evaluate_threads_are_one_trace_under_the_evaluate_span(traced: Callable
     assert result.score == 100.0
     spans = t.spans()
     root = assert_one_trace(spans, "Evaluate")
+    examples = t.named("Evaluate example")  # one per example, carrying its score, under Evaluate
+    assert len(examples) == 4
+    assert all(parent_id(e) == root.context.span_id for e in examples)
     cots = t.named("ChainOfThought")
     assert len(cots) == 4
-    assert all(parent_id(c) == root.context.span_id for c in cots)
+    assert sorted(parent_id(c) or 0 for c in cots) == sorted(e.context.span_id for e in examples)
     assert t.named("Predict") == []
     assert len(t.named(LM_SPAN)) == 4
     assert_each_lm_under_its_own_predictor(spans)

@@ -15,22 +15,16 @@ import json
 import re
 import subprocess
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from conftest import env_without_settings
 from dspy_otel._fake_lm import FakeOpenAIServer
+from receivers import OtlpReceiver, otlp_receiver
 
 APP = Path(__file__).with_name("prefork_app.py")
 WORKERS, CALLS = 3, 4
@@ -39,69 +33,10 @@ BUSY_TOOL = "tick"
 WHO = re.compile(r"(master|worker-\d+) call \d+")
 
 
-class _ReceiverHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as a collector does: forked workers inherit pooled connections
-    server: OtlpReceiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path != "/v1/traces":  # other signals (metrics) get an empty success, as from a collector
-            self._reply(b"")
-            return
-        request = ExportTraceServiceRequest.FromString(body)
-        records = [
-            {
-                "name": span.name,
-                "trace_id": span.trace_id.hex(),
-                "span_id": span.span_id.hex(),
-                "parent_id": span.parent_span_id.hex() or None,
-                "error": span.status.code == Status.STATUS_CODE_ERROR,
-                "content": next(
-                    (a.value.string_value for a in span.attributes if a.key == "gen_ai.input.messages"), ""
-                ),
-            }
-            for resource_spans in request.resource_spans
-            for scope_spans in resource_spans.scope_spans
-            for span in scope_spans.spans
-        ]
-        with self.server.lock:
-            self.server.records.extend(records)
-        self._reply(ExportTraceServiceResponse().SerializeToString())
-
-    def _reply(self, body: bytes) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the receiver quiet."""
-
-
-class OtlpReceiver(ThreadingHTTPServer):
-    """An OTLP/HTTP (protobuf) trace receiver on 127.0.0.1 that keeps every span it is sent."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
-        self.lock = threading.Lock()
-        self.records: list[dict[str, Any]] = []
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1/traces"
-
-
 @pytest.fixture
 def receiver() -> Iterator[OtlpReceiver]:
-    server = OtlpReceiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with otlp_receiver() as server:
+        yield server
 
 
 def run_app(server: FakeOpenAIServer, mode: str, tail: bool, export: str, **env: str) -> dict[str, Any]:

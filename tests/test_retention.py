@@ -132,9 +132,11 @@ def test_evaluate_works_and_parents_each_example(traced: Callable[..., Traced], 
     result = evaluate(dspy.Predict("question -> answer"), metric=lambda e, p, trace=None: p.answer.startswith("42"))
     assert result.score == 100.0
     (root,) = t.named("Evaluate")
+    examples = t.named("Evaluate example")
+    assert {parent_id(e) for e in examples} == {root.context.span_id}
     predicts = t.named("Predict")
     assert len(predicts) == 6
-    assert {parent_id(p) for p in predicts} == {root.context.span_id}
+    assert {parent_id(p) for p in predicts} == {e.context.span_id for e in examples}
     assert {p.context.trace_id for p in predicts} == {root.context.trace_id}
 
 

@@ -31,7 +31,7 @@ PATCHED = (
     ("dspy.adapters.types.tool", "Tool", ("__call__", "acall")),
     ("dspy.evaluate.evaluate", "Evaluate", ("__call__",)),
     ("dspy.utils.parallelizer", "ParallelExecutor", ("execute",)),
-    ("dspy.clients.execution", "", ("finalize",)),
+    ("dspy.clients.execution", "", ("finalize", "_retryable")),
 )
 
 

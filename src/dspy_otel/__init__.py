@@ -13,12 +13,25 @@ from dspy_otel._setup import configure, shutdown
 from dspy_otel._stats import stats
 from dspy_otel._version import __version__
 from dspy_otel._window import inspect_history
+from dspy_otel.context import attributes, span_id, trace_id
 from dspy_otel.sampling._scopes import debug, suppress
 
 if TYPE_CHECKING:
     from dspy_otel.instrumentation import DSPyInstrumentor
 
-__all__ = ["DSPyInstrumentor", "__version__", "configure", "debug", "inspect_history", "shutdown", "stats", "suppress"]
+__all__ = [
+    "DSPyInstrumentor",
+    "__version__",
+    "attributes",
+    "configure",
+    "debug",
+    "inspect_history",
+    "shutdown",
+    "span_id",
+    "stats",
+    "suppress",
+    "trace_id",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -300,6 +300,14 @@ TABLE: tuple[Setting, ...] = (
         "what is left is dropped and counted, so a dead collector never holds the program up.",
     ),
     Setting(
+        "flush_on_signals",
+        "DSPY_OTEL_FLUSH_ON_SIGNALS",
+        boolean,
+        True,
+        "Export what is queued (within DSPY_OTEL_EXIT_TIMEOUT_MS) when SIGTERM, SIGINT or SIGHUP ends the process, "
+        "after the handlers of the app or server (uvicorn, gunicorn) ran; false = leave signals alone.",
+    ),
+    Setting(
         "resource_attributes",
         "OTEL_RESOURCE_ATTRIBUTES",
         key_values,
@@ -314,6 +322,14 @@ TABLE: tuple[Setting, ...] = (
         "module:function that rewrites each captured text (prompts, outputs) before it reaches a span, an event "
         "or the window, e.g. to mask e-mail addresses; configure(redact=callable) too. If it raises, the content "
         "is dropped.",
+    ),
+    Setting(
+        "log_correlation",
+        "DSPY_OTEL_LOG_CORRELATION",
+        boolean,
+        False,
+        "true = every record of Python's logging module carries otelTraceID, otelSpanID, otelTraceSampled and "
+        "otelServiceName (use them in your log format, e.g. %(otelTraceID)s).",
     ),
     Setting(
         "metrics_exporter",
@@ -389,8 +405,10 @@ class Settings:
     bsp_schedule_delay_ms: int
     bsp_export_timeout_ms: int
     exit_timeout_ms: int
+    flush_on_signals: bool
     resource_attributes: KeyValues | None
     redact: Callable[[str], str] | None
+    log_correlation: bool
     metrics_exporter: tuple[str, ...]
     metric_export_interval_ms: int
     sdk_disabled: bool

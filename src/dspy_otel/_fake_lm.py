@@ -63,6 +63,11 @@ class _Handler(BaseHTTPRequestHandler):
         messages = body.get("messages", [])
         text = json.dumps(messages)
         self.server.requests += 1
+        with self.server.lock:
+            failing, self.server.failures_left = self.server.failures_left > 0, max(0, self.server.failures_left - 1)
+        if failing:  # a transient failure that tells the client to retry at once
+            self._send(503, {"error": {"message": "overloaded, try again", "type": "server_error"}}, retry_after="0")
+            return
         if "FAIL" in text:
             self._send(500, {"error": {"message": "the fake model failed on purpose", "type": "server_error"}})
             return
@@ -92,9 +97,11 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
+    def _send(self, status: int, payload: dict[str, Any], retry_after: str | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -110,6 +117,7 @@ class _Server(ThreadingHTTPServer):
     slow_seconds = 0.0
     answer_size = 2
     billed = (0, 0)  # input and output tokens answered so far
+    failures_left = 0  # the next requests to answer 503 (Retry-After: 0), whatever they ask
     lock = threading.Lock()
 
 
@@ -137,6 +145,11 @@ class FakeOpenAIServer:
         """The ``api_base`` to give ``dspy.LM``, e.g. ``http://127.0.0.1:PORT/v1``."""
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/v1"
+
+    def fail_next(self, count: int) -> None:
+        """Answer the next ``count`` requests with 503 and ``Retry-After: 0`` (DSPy retries them at once)."""
+        with self._server.lock:
+            self._server.failures_left = count
 
     @property
     def requests(self) -> int:

@@ -23,10 +23,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from dspy_otel import _stats
+from dspy_otel import _signals, _stats
 from dspy_otel._config import Settings, resolve
 from dspy_otel._display import display
 from dspy_otel._resolve import rejected
+from dspy_otel.context import ContextAttributesProcessor
 from dspy_otel.export.queue import CountingBatchSpanProcessor
 from dspy_otel.sampling.head import DSPyOtelSampler, build_head
 
@@ -125,6 +126,7 @@ def configure(
         meter_provider = None
         if not settings.sdk_disabled:
             bad_env = rejected()
+            provider.add_span_processor(ContextAttributesProcessor())  # dspy_otel.attributes() on others' spans
             exporters = [span_exporter] if span_exporter is not None else build_exporters(settings, bad_env)
             if exporters:
                 processor, _batches[:] = build_processor(settings, exporters)
@@ -141,6 +143,8 @@ def configure(
             trace.set_tracer_provider(provider)
         _provider, _meter_provider, _settings = provider, meter_provider, settings
         atexit.register(shutdown)
+        if settings.flush_on_signals and not settings.sdk_disabled:
+            _signals.install(shutdown, settings.exit_timeout_ms / 1e3)
         multiprocessing.util.register_after_fork(provider, _in_multiprocessing_worker)
         return provider
 
@@ -163,6 +167,7 @@ def shutdown(timeout_millis: int | None = None) -> None:
         timeout_s = (_settings.exit_timeout_ms if timeout_millis is None else timeout_millis) / 1e3
         _provider, _meter_provider, _settings = None, None, None
         atexit.unregister(shutdown)
+        _signals.uninstall()
         DSPyInstrumentor().uninstrument()
         worker = threading.Thread(target=_flush_and_shut, args=providers, name="dspy-otel-shutdown", daemon=True)
         worker.start()

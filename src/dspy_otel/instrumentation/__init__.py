@@ -86,7 +86,8 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
             the parent-based samplers do): below a sampled-out span no span is made at all. Set by
             :func:`dspy_otel.configure`, which knows its sampler; default ``False`` (the SDK decides).
         settings: A :class:`dspy_otel._config.Settings` (default: resolved from the environment).
-            It decides content capture and its redaction, DSPy retention and the development window.
+            It decides content capture and its redaction, DSPy retention, the development window and
+            log correlation.
     """
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -120,6 +121,8 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
                 undo.append(retention.switch_off())
             except Exception as exc:  # a DSPy without the settings dspy-otel knows: say so, trace anyway
                 log_failure_once("switching DSPy's history off (DSPY_OTEL_DSPY_HISTORY=off)", exc)
+        if settings.log_correlation:
+            undo.append(_log_correlation(kwargs.get("tracer_provider"), settings))
         _window.set_window(settings.window)
         undo.append(_window.remove_window)
         self._undo = undo
@@ -128,3 +131,12 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
         for step in reversed(getattr(self, "_undo", [])):
             step()
         self._undo = []
+
+
+def _log_correlation(tracer_provider: Any, settings: Settings) -> Callable[[], None]:
+    """Trace and span IDs on every ``logging`` record (``DSPY_OTEL_LOG_CORRELATION``)."""
+    from dspy_otel.context import correlate_logs
+
+    resource = getattr(tracer_provider or trace.get_tracer_provider(), "resource", None)
+    service = resource.attributes.get("service.name") if resource is not None else settings.service_name
+    return correlate_logs(str(service or ""))

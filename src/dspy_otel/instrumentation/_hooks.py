@@ -34,6 +34,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from dspy_otel._attributes import MODULE_CLASS
 from dspy_otel._window import current_window
+from dspy_otel.context._scope import with_scope
 from dspy_otel.instrumentation import _lm, _modules, _outcome
 from dspy_otel.instrumentation._capture import ContentCapture
 from dspy_otel.instrumentation._failures import log_failure_once
@@ -125,6 +126,16 @@ class SpanHooks:
         self._folding = _dspy_classes("dspy.predict.chain_of_thought", "ChainOfThought")
         self._predictors = (*self._folding, *_dspy_classes("dspy.predict.predict", "Predict"))
 
+    @property
+    def tracer(self) -> trace.Tracer:
+        """The tracer spans are created with."""
+        return self._tracer
+
+    @property
+    def instruments(self) -> Instruments | None:
+        """Where calls are recorded as metrics (``None``: no metrics)."""
+        return self._instruments
+
     def _open(
         self, name: str, kind: SpanKind, attributes: Mapping[str, Any], context: Context, values: dict[str, Any]
     ) -> Handle:
@@ -135,7 +146,7 @@ class SpanHooks:
         stand_in = self._stand_in(context)
         if stand_in is not None:  # the trace is sampled out: no SDK span, the context flows on unchanged
             return Handle(stand_in, otel_context.attach(Context({**context, **values})), owned=False)
-        span = self._tracer.start_span(name, context, kind, attributes)
+        span = self._tracer.start_span(name, context, kind, with_scope(context, attributes))
         return Handle(span, otel_context.attach(Context({**context, _SPAN_KEY: span, **values})))
 
     def _stand_in(self, context: Context) -> Span | None:

@@ -17,7 +17,10 @@
    ``LMResponse`` of DSPy 3.3).
 3. ``ParallelExecutor.execute`` (behind ``dspy.Parallel`` and ``dspy.Evaluate``)
    carries the caller's OpenTelemetry context into its worker threads, as DSPy
-   already does for its own active call id, so one run stays one trace.
+   already does for its own active call id, so one run stays one trace. Under
+   ``Evaluate`` each example also gets a span with its metric's result (``_evaluation``).
+4. ``dspy.clients.execution._retryable`` is observed (DSPy 3.4): DSPy asks it after
+   every failed attempt of an LM call whether to retry (``_retries``).
 
 A hook this DSPy does not have is named, with what the spans go without, in the
 one line :func:`dspy_otel.instrumentation._support.report` logs.
@@ -33,7 +36,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from dspy_otel.instrumentation import _support
+from dspy_otel.instrumentation import _evaluation, _retries, _support
 from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.instrumentation._hooks import Handle, SpanHooks
 from dspy_otel.instrumentation._lm import CallResult
@@ -159,10 +162,17 @@ def _usage_targets(hooks: SpanHooks) -> list[Target]:
     return [legacy, ("dspy.clients.base_lm", "BaseLM", "_finalize_lm_response", read_typed, "usage on typed LM calls")]
 
 
+def _traced_evaluate(original: Callable[..., Any], hooks: SpanHooks) -> Callable[..., Any]:
+    """``Evaluate.__call__`` in its span, and inside it the examples' spans and scores: one wrapper of ``original``."""
+    scored = _evaluation.scored(original, hooks.tracer)
+    return functools.update_wrapper(_traced(scored, hooks.start_module, hooks), original)
+
+
 def _carry_context(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def execute(self: Any, function: Callable[[Any], Any], data: Any) -> Any:
         parent = otel_context.get_current()
+        function = _evaluation.per_example(parent, function, data)
 
         @functools.wraps(function)
         def in_parent_context(item: Any) -> Any:
@@ -197,16 +207,20 @@ def patches(hooks: SpanHooks) -> list[Patch]:
             "module spans, so each LM call is its own trace",
         ),
         ("dspy.adapters.types.tool", "Tool", ("__call__", "acall"), hooks.start_tool, "tool spans"),
-        ("dspy.evaluate.evaluate", "Evaluate", ("__call__",), hooks.start_module, "Evaluate spans"),
     )
     targets: list[Target] = [
         (module_name, class_name, name, functools.partial(_traced, start=start, hooks=hooks), lost)
         for module_name, class_name, names, start, lost in traced_calls
         for name in names
     ]
-    parallel = "one trace across dspy.Parallel and Evaluate threads"
-    targets.append(("dspy.utils.parallelizer", "ParallelExecutor", "execute", _carry_context, parallel))
-    targets += _usage_targets(hooks)
+    evaluate = functools.partial(_traced_evaluate, hooks=hooks)
+    retries = functools.partial(_retries.observe, hooks=hooks)
+    targets += [
+        ("dspy.evaluate.evaluate", "Evaluate", "__call__", evaluate, "Evaluate spans"),
+        ("dspy.utils.parallelizer", "ParallelExecutor", "execute", _carry_context, "one trace across Parallel threads"),
+        ("dspy.clients.execution", "", "_retryable", retries, "LM retry events and the dspy.lm.retries counter"),
+        *_usage_targets(hooks),
+    ]
     built: list[Patch] = []
     missing: list[str] = []
     for module_name, class_name, name, wrap, lost in targets:

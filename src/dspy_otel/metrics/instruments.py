@@ -6,6 +6,7 @@
 | ``gen_ai.client.operation.duration`` | histogram, ``s`` | the LM set, ``error.type`` on failures |
 | ``dspy.lm.cost`` | counter, ``{USD}`` | the LM set |
 | ``dspy.lm.calls`` | counter, ``{call}`` | the LM set, ``dspy.lm.cache_hit``, ``error.type`` on failures |
+| ``dspy.lm.retries`` | counter, ``{retry}`` | the LM set, ``error.type`` of the attempt that failed |
 | ``dspy.module.duration`` | histogram, ``s`` | ``dspy.module.class``, ``error.type`` on failures |
 | ``dspy_otel.telemetry.spans`` | counter, ``{span}`` | ``outcome`` (exported, failed, dropped_queue_full, ...) |
 | ``dspy_otel.tail.traces`` | counter, ``{trace}`` | ``decision`` (kept, dropped, kept_by_head, evicted, ...) |
@@ -81,6 +82,9 @@ class Instruments:
         )
         self._cost = meter.create_counter(COST, unit="{USD}", description="LM cost in US dollars, as DSPy reports it.")
         self._calls = meter.create_counter("dspy.lm.calls", unit="{call}", description="LM calls, cache hits included.")
+        self._retries = meter.create_counter(
+            "dspy.lm.retries", unit="{retry}", description="LM requests DSPy sent again after a failed attempt."
+        )
         self._module = meter.create_histogram(
             "dspy.module.duration",
             unit="s",
@@ -119,6 +123,10 @@ class Instruments:
     ) -> None:
         """Queue one LM call, with its request and result span attributes (neither is changed later)."""
         self._queue((self._lm_call, request, result, duration_s, error_type))
+
+    def lm_retry(self, request: Mapping[str, Any], error_type: str) -> None:
+        """Queue one retry of an LM call (``request``: its request span attributes)."""
+        self._queue((self._lm_retry, request, error_type))
 
     def module_call(self, module_class: str, duration_s: float, error_type: str | None) -> None:
         """Queue one module call's duration."""
@@ -190,6 +198,10 @@ class Instruments:
         cost = result.get(COST)
         if isinstance(cost, float) and cost > 0:
             self._cost.add(cost, attributes)
+
+    def _lm_retry(self, request: Mapping[str, Any], error_type: str) -> None:
+        attributes = {key: value for key in LM_KEYS if (value := request.get(key)) is not None}
+        self._retries.add(1, {**attributes, error_attributes.ERROR_TYPE: error_type})
 
     def _module_call(self, module_class: str, duration_s: float, error_type: str | None) -> None:
         attributes = {MODULE_CLASS: module_class}

@@ -19,7 +19,11 @@ from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
 
+from dspy_otel.context._scope import scope_values
+
 _DEBUG = otel_context.create_key("dspy_otel.debug")
+DEBUG_ATTRIBUTE = "dspy_otel.debug"
+"""``True`` on every span started inside :func:`debug`, so forced traces can be searched for."""
 
 
 @contextmanager
@@ -28,9 +32,10 @@ def debug() -> Iterator[None]:
 
     For debugging one request in a production service. The samplers honour it when
     dspy-otel built the tracer provider (:func:`dspy_otel.configure`); content capture
-    honours it everywhere. Credentials are scrubbed as always.
+    honours it everywhere. Credentials are scrubbed as always. Every span started in the block
+    carries ``dspy_otel.debug = true``, so these traces can be searched for.
     """
-    token = otel_context.attach(otel_context.set_value(_DEBUG, True))
+    token = otel_context.attach(scope_values(otel_context.set_value(_DEBUG, True), {DEBUG_ATTRIBUTE: True}))
     try:
         yield
     finally:
