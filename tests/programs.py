@@ -18,3 +18,7 @@ class QA(dspy.Module):  # type: ignore[misc]  # dspy ships no type information
     def forward(self, question: str) -> Any:
         answer = self.think(question=question).answer
         return self.check(question=question, answer=answer)
+
+    async def aforward(self, question: str) -> Any:
+        answer = (await self.think.acall(question=question)).answer
+        return await self.check.acall(question=question, answer=answer)

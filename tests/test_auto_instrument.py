@@ -62,7 +62,7 @@ def run_instrumented(tmp_path: Path, app: str) -> subprocess.CompletedProcess[st
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # a fresh interpreter importing DSPy and LiteLLM, on a slow shared machine
         check=False,
     )
     assert done.returncode == 0, done.stderr

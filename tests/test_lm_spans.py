@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import uuid
@@ -21,10 +22,12 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.semconv.attributes import error_attributes
 from opentelemetry.semconv.attributes import server_attributes as server
 from opentelemetry.trace import SpanKind, StatusCode
+from packaging.version import Version
 
 from conftest import CANARY_KEY, Traced, parent_id
 from dspy_otel._attributes import CACHE_HIT, COST, LM_CLASS
 from dspy_otel._fake_lm import FakeOpenAIServer, completion_text
+from dspy_otel.instrumentation._support import dspy_version
 from metric_points import count, points, total
 
 LM_SPAN = "chat gpt-4o-mini"
@@ -151,9 +154,16 @@ class AcmeLM(dspy.BaseLM):  # type: ignore[misc]  # dspy ships no type informati
         )
 
 
+def legacy_lm_warning() -> contextlib.AbstractContextManager[Any]:
+    """DSPy 3.4 warns that a custom LM returning provider responses is legacy; earlier releases do not."""
+    if Version(dspy_version() or "0") >= Version("3.4"):
+        return pytest.warns(DeprecationWarning, match="custom LMs")
+    return contextlib.nullcontext()
+
+
 def test_custom_base_lm_subclass_gets_an_lm_span(traced: Callable[..., Traced]) -> None:
     t = traced()
-    with dspy.context(lm=AcmeLM("acme/acme-large")), pytest.warns(DeprecationWarning, match="custom LMs"):
+    with dspy.context(lm=AcmeLM("acme/acme-large")), legacy_lm_warning():
         prediction = dspy.Predict("question -> answer")(question="custom?")
     assert prediction.answer == "42"
     (span,) = t.named("chat acme-large")
@@ -245,6 +255,10 @@ def test_streamify_streams_through_one_lm_span(
     assert attrs[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
 
 
+@pytest.mark.skipif(
+    Version(dspy_version() or "0") < Version("3.4"),
+    reason="before DSPy 3.4 (the LiteLLM path) a streamed call to a non-streaming server raises nothing to record",
+)
 def test_streamify_against_a_non_streaming_server_ends_the_span_with_error(
     traced: Callable[..., Traced], fake_server: FakeOpenAIServer
 ) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from conftest import Traced, attr, parent_id
-from dspy_otel.retention import DiscardingTrace
+from dspy_otel.retention import NOTICE, DiscardingTrace, SwitchedOffHistory
 
 
 def _run_many(n: int) -> Any:
@@ -135,3 +138,68 @@ def test_evaluate_works_and_parents_each_example(traced: Callable[..., Traced], 
     assert len(predicts) == 6
     assert {parent_id(p) for p in predicts} == {e.context.span_id for e in examples}
     assert {p.context.trace_id for p in predicts} == {root.context.trace_id}
+
+
+def test_code_reading_the_history_is_told_why_it_is_empty(
+    traced: Callable[..., Traced], lm: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dspy
+    from dspy.clients.base_lm import GLOBAL_HISTORY
+
+    GLOBAL_HISTORY.clear()  # what earlier tests kept with retention on
+    traced(profile="production")
+    program = dspy.Predict("question -> answer")
+    program(question="q")
+    for history in (lm.history, program.history):
+        assert isinstance(history, SwitchedOffHistory)
+        assert len(history) == 0
+        assert history[-3:] == []
+        with pytest.raises(IndexError, match="DSPY_OTEL_DSPY_HISTORY=keep") as raised:
+            history[-1]
+        assert str(raised.value) == NOTICE
+        assert "dspy-otel inspect" in NOTICE
+        assert "dspy_otel.inspect_history()" in NOTICE
+    capsys.readouterr()
+    dspy.inspect_history()
+    lm.inspect_history()
+    assert capsys.readouterr().out.splitlines() == [NOTICE, NOTICE]
+
+
+def test_switched_off_history_keeps_nothing_and_copies(traced: Callable[..., Traced], lm: Any) -> None:
+    import dspy
+
+    traced(profile="production")
+    lm.history.append({"kept": False})
+    lm.update_history({"kept": False})
+    assert len(lm.history) == 0
+    for clone in (copy.deepcopy(lm), pickle.loads(pickle.dumps(lm)), lm.copy(temperature=0.5)):
+        assert len(clone.history) == 0
+        with pytest.raises(IndexError, match="switched it off"):
+            clone.history[-1]
+    program = copy.deepcopy(dspy.ChainOfThought("question -> answer"))
+    program(question="q")
+    assert len(program.predict.history) == 0
+
+
+def test_history_comes_back_when_the_app_turns_it_on_or_dspy_otel_shuts_down(
+    traced: Callable[..., Traced], lm: Any
+) -> None:
+    import dspy
+
+    import dspy_otel
+
+    traced(profile="production")
+    program = dspy.Predict("question -> answer")
+    with dspy.context(disable_history=False):
+        program(question="q")
+        assert len(lm.history) == 1
+        assert lm.history[-1]["outputs"]
+    unpickled = object.__new__(type(program))  # what unpickling does; DSPy's __getstate__ drops the history
+    unpickled.__setstate__(program.__getstate__())
+    assert isinstance(unpickled.history, SwitchedOffHistory)
+    dspy_otel.shutdown()
+    assert type(unpickled.history) is list
+    lm.history.clear()
+    assert type(lm.history) is list
+    program(question="q")
+    assert len(lm.history) == 1

@@ -81,6 +81,8 @@ def test_the_wheel_declares_its_entry_points_and_extras(wheel: Path) -> None:
     assert {section: dict(entry_points[section]) for section in entry_points.sections()} == {
         "console_scripts": {"dspy-otel": "dspy_otel.cli:main"},
         "opentelemetry_instrumentor": {"dspy": "dspy_otel.instrumentation:DSPyInstrumentor"},
+        "opentelemetry_pre_instrument": {"dspy_otel": "dspy_otel.instrumentation._auto:pre_instrument"},
+        "opentelemetry_post_instrument": {"dspy_otel": "dspy_otel.instrumentation._auto:post_instrument"},
         "opentelemetry_traces_sampler": {
             "dspy_otel_rate_limiting": "dspy_otel.sampling.head:rate_limiting_factory",
             "dspy_otel_rules": "dspy_otel.sampling.head:rules_factory",
@@ -96,7 +98,8 @@ def test_installed_entry_points_load_from_the_wheel(installed: Path) -> None:
     code = (
         "import importlib.metadata as md, inspect\n"
         f"(dist,) = md.distributions(path=[{str(installed)!r}])\n"
-        "groups = ('console_scripts', 'opentelemetry_instrumentor', 'opentelemetry_traces_sampler')\n"
+        "groups = ('console_scripts', 'opentelemetry_instrumentor', 'opentelemetry_pre_instrument',\n"
+        "          'opentelemetry_post_instrument', 'opentelemetry_traces_sampler')\n"
         "for ep in dist.entry_points:\n"
         "    assert ep.group in groups, ep\n"
         "    here = inspect.getfile(ep.load()).startswith(dist.locate_file('dspy_otel').as_posix())\n"
@@ -109,6 +112,8 @@ def test_installed_entry_points_load_from_the_wheel(installed: Path) -> None:
     assert sorted(lines[:-1]) == [
         "console_scripts dspy-otel from the wheel",
         "opentelemetry_instrumentor dspy from the wheel",
+        "opentelemetry_post_instrument dspy_otel from the wheel",
+        "opentelemetry_pre_instrument dspy_otel from the wheel",
         "opentelemetry_traces_sampler dspy_otel_rate_limiting from the wheel",
         "opentelemetry_traces_sampler dspy_otel_rules from the wheel",
     ]

@@ -85,8 +85,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": f"{body.get('model', 'fake')}-2025-01-01",
-                "choices": [
-                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                "choices": [  # as many as asked (``n``), as OpenAI answers
+                    {"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                    for i in range(body.get("n") or 1)
                 ],
                 "usage": {
                     "prompt_tokens": prompt_tokens,

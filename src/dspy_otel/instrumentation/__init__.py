@@ -18,6 +18,10 @@ Example:
 
 It also works with zero code change: ``opentelemetry-instrument python app.py``
 (settings then come from the environment; see the Configuration page of the documentation).
+
+Supported: DSPy 3.0 to 3.4 (``dspy >= 3.0, < 4``). Another installed DSPy is
+instrumented as far as its classes are found, with one warning naming what its
+spans go without (``docs/dspy-versions.md``).
 """
 
 from __future__ import annotations
@@ -26,17 +30,18 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.dependencies import DependencyConflict
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from dspy_otel._version import __version__
+from dspy_otel.instrumentation._failures import log_failure_once
+from dspy_otel.instrumentation._support import SUPPORTED
 
 if TYPE_CHECKING:
     from dspy_otel._config import Settings
     from dspy_otel.instrumentation._hooks import SpanHooks
 
 __all__ = ["DSPyInstrumentor", "make_hooks"]
-
-_INSTRUMENTS = ("dspy >= 3.4, < 4",)
 
 
 def make_hooks(
@@ -87,8 +92,17 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
     """
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        """The DSPy versions this instrumentation supports."""
-        return _INSTRUMENTS
+        """The DSPy versions this instrumentation supports and tests."""
+        return (SUPPORTED,)
+
+    def _check_dependency_conflicts(self) -> DependencyConflict | None:
+        """Refuse only when DSPy is missing: an installed DSPy outside the range gets what works.
+
+        ``instrument()`` then hooks what this DSPy has and switches its retention off as configured;
+        :func:`dspy_otel.instrumentation._support.report` names the version and what is missing.
+        """
+        conflict: DependencyConflict | None = super()._check_dependency_conflicts()
+        return None if conflict is not None and conflict.found else conflict
 
     def _instrument(self, **kwargs: Any) -> None:
         from dspy_otel import _window, retention
@@ -104,7 +118,10 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
         )
         undo: list[Callable[[], None]] = [install(hooks)]
         if settings.dspy_history == "off":
-            undo.append(retention.switch_off())
+            try:
+                undo.append(retention.switch_off())
+            except Exception as exc:  # a DSPy without the settings dspy-otel knows: say so, trace anyway
+                log_failure_once("switching DSPy's history off (DSPY_OTEL_DSPY_HISTORY=off)", exc)
         if settings.log_correlation:
             undo.append(_log_correlation(kwargs.get("tracer_provider"), settings))
         _window.set_window(settings.window)

@@ -2,7 +2,9 @@
 
 Request attributes are read when the call starts (so head samplers see them);
 response attributes are read from DSPy's call result, which carries usage,
-cost, response model and the cache-hit flag whether or not DSPy keeps history.
+cost, response model and the cache-hit flag whether or not DSPy keeps history
+(DSPy 3.4's ``finalize`` result; before 3.4, the provider response or the
+typed ``LMResponse``, read through :class:`CallResult`).
 Only whitelisted request parameters are read: credentials never reach a span.
 """
 
@@ -12,6 +14,7 @@ import contextlib
 import functools
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -170,3 +173,54 @@ def result_attributes(result: Any) -> tuple[dict[str, Any], list[str]]:
     if isinstance(cost, (int, float)) and not isinstance(cost, bool) and not cache_hit:
         attributes[COST] = attributes[USAGE_COST] = float(cost)
     return attributes, reasons
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """What DSPy < 3.4 hands over for one LM call, in the shape of DSPy 3.4's call result.
+
+    Built by :meth:`from_provider` from the LiteLLM/OpenAI-shaped response ``BaseLM._process_lm_response``
+    receives (DSPy 2.6.27 to 3.3), or by :meth:`from_lm_response` from the typed ``dspy.LMResponse``
+    ``BaseLM._finalize_lm_response`` receives (DSPy 3.3). :func:`result_attributes` reads either shape.
+    """
+
+    raw: Any
+    usage: Mapping[str, Any]
+    cost: Any
+    response_model: Any
+    cache_hit: bool
+    responses: tuple[Any, ...] = ()
+
+    @classmethod
+    def from_provider(cls, response: Any) -> CallResult:
+        """Read a provider response: ``.usage``, ``.model``, ``_hidden_params["response_cost"]``, ``.cache_hit``."""
+        hidden = getattr(response, "_hidden_params", None)
+        return cls(
+            raw=response,
+            usage=_as_dict(getattr(response, "usage", None)),
+            cost=hidden.get("response_cost") if isinstance(hidden, Mapping) else None,
+            response_model=getattr(response, "model", None),
+            cache_hit=bool(getattr(response, "cache_hit", False)),
+        )
+
+    @classmethod
+    def from_lm_response(cls, response: Any) -> CallResult:
+        """Read a typed ``dspy.LMResponse`` (DSPy 3.3): its usage, cost, model and cache flag."""
+        usage_as_dict = getattr(response, "usage_as_dict", None)
+        return cls(
+            raw=getattr(response, "provider_response", None) or {"id": getattr(response, "response_id", None)},
+            usage=usage_as_dict() if callable(usage_as_dict) else _as_dict(getattr(response, "usage", None)),
+            cost=getattr(response, "cost", None),
+            response_model=getattr(response, "model", None),
+            cache_hit=bool(getattr(response, "cache_hit", False)),
+        )
+
+
+def _as_dict(usage: Any) -> Mapping[str, Any]:
+    """A usage object (a mapping, a pydantic model, LiteLLM's ``Usage``) as a mapping; ``{}`` if unreadable."""
+    if isinstance(usage, Mapping):
+        return usage
+    try:
+        return dict(usage) if usage is not None else {}
+    except (TypeError, ValueError):
+        return {}

@@ -8,15 +8,22 @@
    ``dspy.settings.callbacks``, which the app may replace at any time. It also
    skips DSPy's callback dispatch (``inspect.getcallargs`` on every module,
    adapter and LM call), which is what makes it cheaper than a callback.
-2. ``dspy.clients.execution.finalize`` is observed: it receives every
-   ``BaseLM`` call's result (usage, cost, response model, cache hit) whether or
-   not DSPy keeps history, and the hooks copy those onto the LM span.
+2. Where DSPy hands over each ``BaseLM`` call's result (usage, cost, response
+   model, cache hit) whether or not it keeps history, the result is observed and
+   the hooks copy it onto the LM span. The place is chosen once, by what the
+   installed DSPy has: ``dspy.clients.execution.finalize`` (DSPy 3.4), else
+   ``BaseLM._process_lm_response`` (the provider response, DSPy 2.6.27 to 3.3)
+   and, where it exists, ``BaseLM._finalize_lm_response`` (the typed
+   ``LMResponse`` of DSPy 3.3).
 3. ``ParallelExecutor.execute`` (behind ``dspy.Parallel`` and ``dspy.Evaluate``)
    carries the caller's OpenTelemetry context into its worker threads, as DSPy
    already does for its own active call id, so one run stays one trace. Under
    ``Evaluate`` each example also gets a span with its metric's result (``_evaluation``).
-4. ``dspy.clients.execution._retryable`` is observed: DSPy asks it after every
-   failed attempt of an LM call whether to retry (``_retries``).
+4. ``dspy.clients.execution._retryable`` is observed (DSPy 3.4): DSPy asks it after
+   every failed attempt of an LM call whether to retry (``_retries``).
+
+A hook this DSPy does not have is named, with what the spans go without, in the
+one line :func:`dspy_otel.instrumentation._support.report` logs.
 """
 
 from __future__ import annotations
@@ -29,11 +36,15 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from dspy_otel.instrumentation import _evaluation, _retries
+from dspy_otel.instrumentation import _evaluation, _retries, _support
 from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.instrumentation._hooks import Handle, SpanHooks
+from dspy_otel.instrumentation._lm import CallResult
 
 Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], "Handle | None"]
+Patch = tuple[Any, str, Any, Any]  # owner, attribute name, original, wrapped
+# module, class ("" for a module-level function), attribute, wrapper factory, what the spans lack without it
+Target = tuple[str, str, str, Callable[[Any], Callable[..., Any]], str]
 
 
 def _traced(method: Callable[..., Any], start: Start, hooks: SpanHooks) -> Callable[..., Any]:
@@ -106,6 +117,51 @@ def _observe_finalize(original: Callable[..., Any], hooks: SpanHooks) -> Callabl
     return finalize
 
 
+def _observe_method(
+    original: Callable[..., Any], hooks: SpanHooks, read: Callable[[Any], CallResult], index: int
+) -> Callable[..., Any]:
+    """Observe a ``BaseLM`` method of DSPy < 3.4 whose positional argument ``index`` is the call's result."""
+
+    @functools.wraps(original)
+    def observed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            hooks.on_lm_result(read(args[index]))
+        except Exception as exc:
+            log_failure_once("reading LM usage", exc)
+        return original(self, *args, **kwargs)
+
+    return observed
+
+
+_USAGE = "token usage, cost, response model and cache hits on LM spans and metrics"
+
+
+def _usage_targets(hooks: SpanHooks) -> list[Target]:
+    """Where the installed DSPy hands over each LM call's result: chosen once, by what it has."""
+    try:
+        has_finalize = "finalize" in vars(importlib.import_module("dspy.clients.execution"))
+    except ImportError:
+        has_finalize = False
+    if has_finalize:  # DSPy >= 3.4: one function sees every call's result
+        return [("dspy.clients.execution", "", "finalize", functools.partial(_observe_finalize, hooks=hooks), _USAGE)]
+    legacy: Target = (
+        "dspy.clients.base_lm",
+        "BaseLM",
+        "_process_lm_response",
+        functools.partial(_observe_method, hooks=hooks, read=CallResult.from_provider, index=0),
+        _USAGE,
+    )
+    try:
+        typed = "_finalize_lm_response" in vars(importlib.import_module("dspy.clients.base_lm").BaseLM)
+    except (ImportError, AttributeError):
+        typed = False
+    if not typed:  # DSPy 2.6.27 to 3.2: every call's provider response
+        return [legacy]
+    # DSPy 3.3: the typed path hands over an LMResponse (the legacy path through it, both: the later one wins)
+    read_typed = functools.partial(_observe_method, hooks=hooks, read=CallResult.from_lm_response, index=1)
+    return [legacy, ("dspy.clients.base_lm", "BaseLM", "_finalize_lm_response", read_typed, "usage on typed LM calls")]
+
+
 def _traced_evaluate(original: Callable[..., Any], hooks: SpanHooks) -> Callable[..., Any]:
     """``Evaluate.__call__`` in its span, and inside it the examples' spans and scores: one wrapper of ``original``."""
     scored = _evaluation.scored(original, hooks.tracer)
@@ -131,43 +187,60 @@ def _carry_context(original: Callable[..., Any]) -> Callable[..., Any]:
     return execute
 
 
-Patch = tuple[Any, str, Any, Any]  # owner, attribute name, original, wrapped
-
-
 def install(hooks: SpanHooks) -> Callable[[], None]:
     """Hook DSPy; return the function that restores every patched attribute exactly."""
     return apply(patches(hooks))
 
 
 def patches(hooks: SpanHooks) -> list[Patch]:
-    """The wrappers ``hooks`` need, built but not installed (:func:`apply` installs them)."""
-    traced_calls: tuple[tuple[str, str, tuple[str, ...], Start], ...] = (
-        ("dspy.clients.base_lm", "BaseLM", ("__call__", "acall"), hooks.start_lm),
-        ("dspy.primitives.module", "Module", ("__call__", "acall"), hooks.start_module),
-        ("dspy.adapters.types.tool", "Tool", ("__call__", "acall"), hooks.start_tool),
-        ("dspy.adapters.types.tool", "ToolCalls.ToolCall", ("execute",), hooks.start_tool_call),
+    """The wrappers ``hooks`` need, built but not installed (:func:`apply` installs them).
+
+    A hook the installed DSPy does not have is left out and named in one warning (see ``_support``).
+    """
+    traced_calls: tuple[tuple[str, str, tuple[str, ...], Start, str], ...] = (
+        ("dspy.clients.base_lm", "BaseLM", ("__call__", "acall"), hooks.start_lm, "LM spans"),
+        (
+            "dspy.primitives.module",
+            "Module",
+            ("__call__", "acall"),
+            hooks.start_module,
+            "module spans, so each LM call is its own trace",
+        ),
+        ("dspy.adapters.types.tool", "Tool", ("__call__", "acall"), hooks.start_tool, "tool spans"),
+        (
+            "dspy.adapters.types.tool",
+            "ToolCalls.ToolCall",
+            ("execute",),
+            hooks.start_tool_call,
+            "tool call ids on tool spans",
+        ),
     )
-    targets: list[tuple[str, str, str, Callable[[Any], Callable[..., Any]]]] = [
-        (module_name, class_name, name, functools.partial(_traced, start=start, hooks=hooks))
-        for module_name, class_name, names, start in traced_calls
+    targets: list[Target] = [
+        (module_name, class_name, name, functools.partial(_traced, start=start, hooks=hooks), lost)
+        for module_name, class_name, names, start, lost in traced_calls
         for name in names
     ]
+    evaluate = functools.partial(_traced_evaluate, hooks=hooks)
+    retries = functools.partial(_retries.observe, hooks=hooks)
     targets += [
-        ("dspy.evaluate.evaluate", "Evaluate", "__call__", functools.partial(_traced_evaluate, hooks=hooks)),
-        ("dspy.utils.parallelizer", "ParallelExecutor", "execute", _carry_context),
-        ("dspy.clients.execution", "", "finalize", functools.partial(_observe_finalize, hooks=hooks)),
-        ("dspy.clients.execution", "", "_retryable", functools.partial(_retries.observe, hooks=hooks)),
+        ("dspy.evaluate.evaluate", "Evaluate", "__call__", evaluate, "Evaluate spans"),
+        ("dspy.utils.parallelizer", "ParallelExecutor", "execute", _carry_context, "one trace across Parallel threads"),
+        ("dspy.clients.execution", "", "_retryable", retries, "LM retry events and the dspy.lm.retries counter"),
+        *_usage_targets(hooks),
     ]
     built: list[Patch] = []
-    for module_name, class_name, name, wrap in targets:
+    missing: list[str] = []
+    for module_name, class_name, name, wrap, lost in targets:
         try:
             module = importlib.import_module(module_name)
             owner = functools.reduce(getattr, class_name.split("."), module) if class_name else module
             original = owner.__dict__[name]
-        except (ImportError, AttributeError, KeyError) as exc:
-            log_failure_once(f"finding {module_name}.{class_name or name} in this DSPy version", exc)
+        except (ImportError, AttributeError, KeyError):
+            if not any(gap.startswith(f"{lost} (") for gap in missing):
+                missing.append(f"{lost} ({module_name}.{f'{class_name}.' if class_name else ''}{name} not found)")
             continue
         built.append((owner, name, original, wrap(original)))
+    _support.report(missing)
     return built
 
 
