@@ -297,6 +297,30 @@ def test_an_export_at_shutdown_gives_up_at_once_when_nothing_listens(protocol: s
     assert all(spy.waits), "a retry back-off was slept out at shutdown"  # gRPC waits on the set event, HTTP skips it
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_the_metrics_export_at_shutdown_gives_up_at_once_when_nothing_listens(protocol: str) -> None:
+    before = dspy_otel.stats().get("export_metric_batches_failed", 0)
+    dspy_otel.configure(
+        otlp_endpoint=f"http://127.0.0.1:{closed_port()}",
+        protocol=protocol,
+        metrics_exporter="otlp",
+        metric_export_interval_ms=3_600_000,  # only the export at shutdown
+        exit_timeout_ms=120_000,  # the bound is not what ends the export here
+    )
+    (guard,) = [exporter for exporter in reporting.open_exporters() if hasattr(exporter, "inner")]
+    inner, spy = guard.inner, SpyEvent()
+    owner, name = next(
+        (owner, name)
+        for owner in (inner, getattr(inner, "_client", None))
+        for name in ("_shutdown_in_progress", "_shutdown_event")
+        if isinstance(getattr(owner, name, None), threading.Event)
+    )
+    setattr(owner, name, spy)
+    dspy_otel.shutdown()
+    assert dspy_otel.stats()["export_metric_batches_failed"] > before  # the last metrics were sent, and failed
+    assert all(spy.waits), "a retry back-off was slept out at shutdown"  # gRPC waits on the set event, HTTP skips it
+
+
 def test_a_listening_collector_is_not_given_up() -> None:
     with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as server:
         assert not otlp._refuses(("127.0.0.1", server.server_address[1]))

@@ -132,7 +132,10 @@ def give_up_where_refused() -> None:
     connections, or does not answer within 0.25 s, keeps its retries (the exit bound holds anyway).
     """
     refused: dict[tuple[str, int], bool] = {}
-    for exporter in open_exporters():
+    for found in open_exporters():
+        exporter = found
+        while hasattr(exporter, "inner"):  # dspy-otel's wrappers (the metrics' refusal guard) hold the exporter
+            exporter = exporter.inner
         event, address = _retry_event(exporter), _address(getattr(exporter, "_endpoint", None))
         if event is None or address is None:
             continue
