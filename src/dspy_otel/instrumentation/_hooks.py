@@ -18,9 +18,8 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextvars import ContextVar, Token
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -36,6 +35,7 @@ from dspy_otel._attributes import MODULE_CLASS
 from dspy_otel._window import current_window
 from dspy_otel.context._scope import with_scope
 from dspy_otel.instrumentation import _kinds, _lm, _modules, _outcome, _totals
+from dspy_otel.instrumentation._call import Handle, LMCall
 from dspy_otel.instrumentation._capture import ContentCapture
 from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.instrumentation._totals import Totals
@@ -58,42 +58,6 @@ def _suppressed(context: Context) -> bool:
     already read (the plain key is the one it also honours, for older instrumentations).
     """
     return bool(context.get(_SUPPRESS_INSTRUMENTATION_KEY) or context.get("suppress_instrumentation"))
-
-
-@dataclass(slots=True)
-class LMCall:
-    """What the end of an LM span needs: the LM, its inputs, and what DSPy's call result said."""
-
-    lm: Any
-    prompt: Any
-    messages: Any
-    kwargs: dict[str, Any]
-    token: Token[Handle | None]
-    started_ns: int
-    request: Mapping[str, Any]
-    attributes: Mapping[str, Any] = field(default_factory=dict)
-    finish_reasons: Sequence[str] = ()
-    totals: Totals | None = None  # the run totals of the module the call is made in
-
-
-@dataclass(slots=True)
-class Handle:
-    """An open span and the context token to restore.
-
-    For LM spans the call; for module spans the class (metrics), whether content is captured and the
-    run totals (its own and its parent's); for tool spans ``tool``.
-    """
-
-    span: Span
-    token: object
-    call: LMCall | None = None
-    module: str | None = None
-    started_ns: int = 0
-    capture: bool = False
-    owned: bool = True  # False: the span is the parent's, standing in (compact mode, a trace sampled out)
-    tool: bool = False
-    totals: Totals | None = None
-    parent_totals: Totals | None = None
 
 
 _LM_CALL: ContextVar[Handle | None] = ContextVar("dspy_otel_lm_call", default=None)
