@@ -1,12 +1,9 @@
 """The virtual environments of the LLM backends the integration tests run: Arize Phoenix and MLflow.
 
 Each backend gets a venv of its own, cached outside the repository in
-``~/.cache/dspy-otel/venvs/<backend>-<digest>`` (``DSPY_OTEL_CACHE`` moves the
-root), where the digest covers the pinned requirements below and the Python
-version: a second ``make test`` reuses it, a new pin builds a new one. ``uv``
-(a test dependency) installs them from its own cache, kept next to them.
-A build that was interrupted is redone; two builds of one venv at once wait
-for each other (a lock file).
+``~/.cache/dspy-otel/venvs/<backend>-<digest>`` by ``venvs.py`` (``DSPY_OTEL_CACHE``
+moves the root), where the digest covers the pinned requirements below and the
+Python version: a second ``make test`` reuses it, a new pin builds a new one.
 
 Both are kept lean: ``arize-phoenix`` without extras; MLflow as
 ``mlflow-skinny`` plus what its tracking server imports (Flask, SQLAlchemy,
@@ -19,16 +16,12 @@ ones and prints each venv's Python (default: all).
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import os
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-CACHE = Path(os.environ.get("DSPY_OTEL_CACHE") or Path.home() / ".cache" / "dspy-otel")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/ is not a package; a no-op when run as a script
+import venvs
+
 BACKENDS: dict[str, tuple[str, ...]] = {
     "phoenix": ("arize-phoenix==20.26.1",),
     "mlflow": (
@@ -54,43 +47,15 @@ WITHOUT_DEPENDENCIES: dict[str, tuple[str, ...]] = {"mlflow": ("mlflow==3.17.2",
 def env_path(name: str) -> Path:
     """Where the venv of backend ``name`` is, for these pins and this Python version."""
     pins = (*BACKENDS[name], "--no-deps", *WITHOUT_DEPENDENCIES.get(name, ()))
-    digest = hashlib.sha256("\n".join((name, f"{sys.version_info[:2]}", *pins)).encode())
-    return CACHE / "venvs" / f"{name}-{digest.hexdigest()[:12]}"
-
-
-def _uv() -> list[str]:
-    found = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-    if found is None:
-        raise SystemExit("backend_envs: uv is not installed (it is in the `test` extra: make setup)")
-    return [found]
+    return venvs.venv_path(name, (name, f"{sys.version_info[:2]}", *pins))
 
 
 def ensure(name: str, log: bool = False) -> Path:
     """The Python of backend ``name``'s venv, built first when it is missing or incomplete."""
-    path = env_path(name)
-    python = path / "bin" / "python"
-    done = path / ".complete"
-    if done.exists():
-        return python
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / f"{path.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another build of the same venv finishes first
-        if done.exists():
-            return python
-        started = time.monotonic()
-        shutil.rmtree(path, ignore_errors=True)
-        uv = _uv()
-        env = {**os.environ, "UV_CACHE_DIR": str(CACHE / "uv")}
-        install = [*uv, "pip", "install", "--quiet", "--python", str(python)]
-        steps = [[*uv, "venv", "--quiet", "--python", sys.executable, str(path)], [*install, *BACKENDS[name]]]
-        if name in WITHOUT_DEPENDENCIES:
-            steps.append([*install, "--no-deps", *WITHOUT_DEPENDENCIES[name]])
-        for step in steps:
-            subprocess.run(step, check=True, stdout=subprocess.DEVNULL, env=env)
-        done.touch()
-        if log:
-            print(f"backend_envs: built {path} in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return python
+    installs = [BACKENDS[name]]
+    if name in WITHOUT_DEPENDENCIES:
+        installs.append(("--no-deps", *WITHOUT_DEPENDENCIES[name]))
+    return venvs.ensure(env_path(name), installs, log=log)
 
 
 def server(name: str, python: Path, data_dir: Path, port: int, grpc_port: int) -> tuple[list[str], dict[str, str], str]:

@@ -72,7 +72,7 @@ def test_react_with_a_tool(traced: Callable[..., Traced], lm: Any) -> None:
     t = traced()
     dspy.ReAct("question -> answer", tools=[weather])(question="Weather in Paris?")
     spans = t.spans()
-    root = assert_one_trace(spans, "ReAct")
+    root = assert_one_trace(spans, "invoke_agent ReAct")
     (tool,) = t.named("execute_tool weather")
     assert parent_id(tool) == root.context.span_id
     assert attr(tool, gen_ai.GEN_AI_TOOL_NAME) == "weather"

@@ -16,7 +16,7 @@ from dspy_otel.sampling._scopes import debugging
 if TYPE_CHECKING:
     from opentelemetry.context import Context
 
-    from dspy_otel.instrumentation._call import LMCall
+    from dspy_otel.instrumentation._spans import LMCall
 
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 

@@ -28,7 +28,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from dspy_otel.context._scope import with_scope
 from dspy_otel.instrumentation._failures import log_failure_once
-from dspy_otel.instrumentation._hooks import _suppressed
+from dspy_otel.instrumentation._spans import suppressed
 
 EXAMPLE_SPAN = "Evaluate example"
 EVENT = "gen_ai.evaluation.result"
@@ -77,7 +77,7 @@ def scored(original: Callable[..., Any], tracer: trace.Tracer) -> Callable[..., 
     @functools.wraps(original)
     def evaluate(self: Any, *args: Any, **kwargs: Any) -> Any:
         context = otel_context.get_current()
-        if _suppressed(context):  # no Evaluate span: nothing to score
+        if suppressed(context):  # no Evaluate span: nothing to score
             return original(self, *args, **kwargs)
         span = trace.get_current_span(context)
         metric = kwargs["metric"] if kwargs.get("metric") is not None else (args[1] if len(args) > 1 else None)

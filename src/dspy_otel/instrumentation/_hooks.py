@@ -1,7 +1,7 @@
 """Span lifecycles for DSPy modules, LM calls, tools and evaluations.
 
 :class:`SpanHooks` is called by the class-level wrappers in ``_patches``: each
-``start_*`` opens a span and makes it current, each ``end`` closes it. The
+``start_*`` opens a span and makes it current (``_spans.open_span``), each ``end`` closes it. The
 handle passed between them is a local of the wrapper, so no per-call state
 outlives the call on any path. The one piece of shared state, the LM call in
 progress (read when DSPy hands over the call result), is a ``ContextVar``.
@@ -18,48 +18,30 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import (
-    _SUPPRESS_INSTRUMENTATION_KEY,  # what suppress_instrumentation() sets
-    Context,
-)
+from opentelemetry.context import Context
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import SpanKind
 
 from dspy_otel._attributes import MODULE_CLASS
 from dspy_otel._window import current_window
-from dspy_otel.context._scope import with_scope
 from dspy_otel.instrumentation import _kinds, _lm, _modules, _outcome, _totals
-from dspy_otel.instrumentation._call import Handle, LMCall
 from dspy_otel.instrumentation._capture import ContentCapture
 from dspy_otel.instrumentation._failures import log_failure_once
+from dspy_otel.instrumentation._spans import Handle, LMCall, open_span, suppressed
 from dspy_otel.instrumentation._totals import Totals
 from dspy_otel.metrics.instruments import Instruments
-from dspy_otel.sampling._scopes import debugging
 
 logger = logging.getLogger("dspy_otel")
 
 _FOLDED = otel_context.create_key("dspy_otel.folded_predictor")
 _PREDICTOR = otel_context.create_key("dspy_otel.predictor")  # compact mode: who the next LM span works for
 _TOOL_CALL = otel_context.create_key("dspy_otel.tool_call")  # the tool a ToolCall.execute() span stands for
-# The context key the current span is kept under (the API's own, found without importing a private name).
-_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
-
-
-def _suppressed(context: Context) -> bool:
-    """Whether ``context`` is inside ``dspy_otel.suppress()`` or any instrumentation suppression.
-
-    What ``opentelemetry.instrumentation.utils.is_instrumentation_enabled()`` checks, on a context
-    already read (the plain key is the one it also honours, for older instrumentations).
-    """
-    return bool(context.get(_SUPPRESS_INSTRUMENTATION_KEY) or context.get("suppress_instrumentation"))
-
-
 _LM_CALL: ContextVar[Handle | None] = ContextVar("dspy_otel_lm_call", default=None)
 
 
@@ -112,38 +94,6 @@ class SpanHooks:
         """Where calls are recorded as metrics (``None``: no metrics)."""
         return self._instruments
 
-    def _open(
-        self, name: str, kind: SpanKind, attributes: Mapping[str, Any], context: Context, values: dict[str, Any]
-    ) -> Handle:
-        """Start a span under ``context`` and make it current, with ``values`` added to the context.
-
-        The callers read the current context once, check suppression on it, and pass it here.
-        """
-        stand_in = self._stand_in(context)
-        if stand_in is not None:  # the trace is sampled out: no SDK span, the context flows on unchanged
-            return Handle(stand_in, otel_context.attach(Context({**context, **values})), owned=False)
-        span = self._tracer.start_span(name, context, kind, with_scope(context, attributes))
-        return Handle(span, otel_context.attach(Context({**context, _SPAN_KEY: span, **values})))
-
-    def _stand_in(self, context: Context) -> Span | None:
-        """The current span, if it is sampled out and the sampler would drop a child of it too.
-
-        Only a local parent: its own decision came from the same sampler, so a child of it would be
-        dropped. A remote parent, or a ``dspy_otel.debug()`` scope, is left to the sampler.
-        """
-        if not self._skip_unsampled:
-            return None
-        parent = trace.get_current_span(context)
-        span_context = parent.get_span_context()
-        if (
-            not span_context.is_valid
-            or span_context.is_remote
-            or span_context.trace_flags.sampled
-            or parent.is_recording()
-        ):
-            return None
-        return None if debugging(context) else parent
-
     def start_module(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open an INTERNAL span named after the module's class (``Evaluate`` for evaluations).
 
@@ -151,7 +101,7 @@ class SpanHooks:
         inside ``dspy_otel.suppress()`` or any instrumentation suppression.
         """
         context = otel_context.get_current()
-        if instance is context.get(_FOLDED) or _suppressed(context):
+        if instance is context.get(_FOLDED) or suppressed(context):
             return None
         cls = type(instance)
         values: dict[str, Any] = {_modules.CURRENT: instance}
@@ -178,7 +128,7 @@ class SpanHooks:
                 inputs = attributes[_modules.INPUTS] = self._content.module_json(kwargs)
                 self._add_value(attributes, _kinds.INPUT_VALUE, inputs, _kinds.JSON)
             values[_totals.CURRENT] = totals = Totals()
-            handle = self._open(name, SpanKind.INTERNAL, attributes, context, values)
+            handle = open_span(self._tracer, name, SpanKind.INTERNAL, attributes, context, values, self._skip_unsampled)
             handle.capture, handle.totals, handle.parent_totals = capture, totals, _totals.current(context)
         if self._instruments is not None:
             handle.module, handle.started_ns = cls.__qualname__, time.perf_counter_ns()
@@ -190,7 +140,7 @@ class SpanHooks:
         None inside the ``ToolCall.execute()`` of the same tool: that span stands for this call.
         """
         context = otel_context.get_current()
-        if _suppressed(context):
+        if suppressed(context):
             return None
         name, attributes = _kinds.tool(instance)
         if context.get(_TOOL_CALL) == name:
@@ -200,7 +150,7 @@ class SpanHooks:
     def start_tool_call(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open the ``execute_tool {name}`` span of ``dspy.ToolCalls.ToolCall.execute()``, with the call's id."""
         context = otel_context.get_current()
-        if _suppressed(context):
+        if suppressed(context):
             return None
         name, attributes = _kinds.tool_call(instance)
         arguments = getattr(instance, "args", None) or {}
@@ -215,7 +165,9 @@ class SpanHooks:
         if capture:
             text = attributes[gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS] = self._content.module_json(arguments)
             self._add_value(attributes, _kinds.INPUT_VALUE, text, _kinds.JSON)
-        handle = self._open(f"execute_tool {name}", SpanKind.INTERNAL, attributes, context, values)
+        handle = open_span(
+            self._tracer, f"execute_tool {name}", SpanKind.INTERNAL, attributes, context, values, self._skip_unsampled
+        )
         handle.capture, handle.tool = capture, True
         return handle
 
@@ -239,7 +191,7 @@ class SpanHooks:
     def start_lm(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:
         """Open the CLIENT span with the request attributes, before the request is sent."""
         context = otel_context.get_current()
-        if _suppressed(context):
+        if suppressed(context):
             return None
         call_kwargs = {k: v for k, v in kwargs.items() if k not in ("prompt", "messages")}
         try:
@@ -251,7 +203,7 @@ class SpanHooks:
         predictor = context.get(_PREDICTOR) if self._compact else None
         if isinstance(predictor, dict):
             attributes = {**attributes, **predictor}
-        handle = self._open(name, SpanKind.CLIENT, attributes, context, {})
+        handle = open_span(self._tracer, name, SpanKind.CLIENT, attributes, context, {}, self._skip_unsampled)
         prompt = args[0] if args else kwargs.get("prompt")
         token = _LM_CALL.set(handle)
         handle.call = LMCall(

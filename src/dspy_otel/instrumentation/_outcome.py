@@ -17,7 +17,7 @@ from dspy_otel._window import CallRecord
 from dspy_otel.instrumentation import _content
 
 if TYPE_CHECKING:
-    from dspy_otel.instrumentation._call import LMCall
+    from dspy_otel.instrumentation._spans import LMCall
 
 
 def call_record(

@@ -37,10 +37,10 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from dspy_otel.instrumentation import _evaluation, _retries, _support
-from dspy_otel.instrumentation._call import Handle
 from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.instrumentation._hooks import SpanHooks
 from dspy_otel.instrumentation._lm import CallResult
+from dspy_otel.instrumentation._spans import Handle
 
 Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], "Handle | None"]
 Patch = tuple[Any, str, Any, Any]  # owner, attribute name, original, wrapped
