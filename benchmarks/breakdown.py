@@ -152,7 +152,7 @@ def part_one(url: str, cycles: int, rounds: int, seed: int) -> float:
     import dspy
 
     from dspy_otel import retention
-    from dspy_otel._config import resolve
+    from dspy_otel.config import resolve
     from dspy_otel.instrumentation import make_hooks
     from dspy_otel.instrumentation._patches import apply, patches
 
@@ -292,7 +292,7 @@ def part_five(url: str, rounds: int, calls: int, seed: int, history_us: float) -
     """dspy-otel's hooks for one workload call alone, per step, against running nothing (``_hooks_alone.py``)."""
     import dspy
 
-    from dspy_otel._config import resolve
+    from dspy_otel.config import resolve
     from dspy_otel.instrumentation import make_hooks
 
     lm = dspy.LM(MODEL, api_base=url, api_key="fake", cache=False)

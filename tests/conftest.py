@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import dspy_otel
-from dspy_otel._config import TABLE
 from dspy_otel._fake_lm import FakeOpenAIServer
+from dspy_otel.config import TABLE
 
 CANARY_KEY = "sk-CANARY-6f1d2c9e8b7a"
 

@@ -18,10 +18,8 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 import dspy_otel
 from conftest import Traced
-from dspy_otel._config import TABLE, resolve
-from dspy_otel._display import markdown_table
-from dspy_otel._resolve import problems
 from dspy_otel._setup import build_sampler
+from dspy_otel.config import TABLE, markdown_table, problems, resolve
 from dspy_otel.export.otlp import build_exporters
 
 

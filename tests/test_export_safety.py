@@ -24,10 +24,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 import dspy_otel
 from conftest import closed_port, env_without_settings
 from dspy_otel import _setup
-from dspy_otel._config import resolve
 from dspy_otel._fake_lm import FakeOpenAIServer
-from dspy_otel._resolve import rejected
 from dspy_otel.cli import main
+from dspy_otel.config import rejected, resolve
 from dspy_otel.export import reporting
 from dspy_otel.export.otlp import build_exporters
 from dspy_otel.export.pipeline import build_processor

@@ -17,9 +17,8 @@ from opentelemetry.sdk.trace.sampling import Decision, ParentBased, TraceIdRatio
 from opentelemetry.trace import set_span_in_context
 
 from dspy_otel._attributes import MODULE_CLASS
-from dspy_otel._config import resolve
-from dspy_otel._resolve import problems
 from dspy_otel._setup import build_sampler
+from dspy_otel.config import problems, resolve
 from dspy_otel.sampling.rate_limiting import RateLimitingSampler
 from dspy_otel.sampling.rules import Rules, RulesSampler, parse_rules
 

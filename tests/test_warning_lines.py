@@ -210,7 +210,7 @@ def test_variables_read_outside_the_settings_table_are_not_misspellings(
     assert {"DSPY_OTEL_BIN_CACHE", "DSPY_OTEL_COLLECTOR_JAEGER_ENDPOINT", "DSPY_OTEL_JAEGER_URL"} <= used
     for name in used:
         monkeypatch.setenv(name, "1")
-    from dspy_otel._resolve import unknown_names
+    from dspy_otel.config import unknown_names
 
     assert unknown_names(dict.fromkeys(used, "1")) == []
 

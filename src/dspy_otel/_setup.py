@@ -24,9 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from dspy_otel import _signals
-from dspy_otel._config import Settings, resolve
-from dspy_otel._display import display
-from dspy_otel._resolve import rejected
+from dspy_otel.config import Settings, display, rejected, resolve
 from dspy_otel.context import ContextAttributesProcessor
 from dspy_otel.export.queue import CountingBatchSpanProcessor, report_left_at_exit
 from dspy_otel.sampling.head import DSPyOtelSampler, build_head

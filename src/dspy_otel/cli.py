@@ -19,12 +19,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dspy_otel._config import TABLE, resolve
-from dspy_otel._display import display, markdown_table
 from dspy_otel._jaeger import add_inspect_parser, run_inspect
-from dspy_otel._resolve import problems
 from dspy_otel._setup import describe_sampling
 from dspy_otel._version import __version__
+from dspy_otel.config import TABLE, display, markdown_table, problems, resolve
 
 
 def _config(args: argparse.Namespace) -> int:

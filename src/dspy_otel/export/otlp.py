@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
-from dspy_otel._config import Settings
+from dspy_otel.config import Settings
 from dspy_otel.export.reporting import open_exporters
 
 _patch_lock = threading.Lock()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from dspy_otel._config import Settings
+from dspy_otel.config import Settings
 from dspy_otel.export.queue import CountingBatchSpanProcessor
 from dspy_otel.export.reporting import ReportingExporter
 

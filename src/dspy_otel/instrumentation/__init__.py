@@ -38,7 +38,7 @@ from dspy_otel.instrumentation._failures import log_failure_once
 from dspy_otel.instrumentation._support import SUPPORTED
 
 if TYPE_CHECKING:
-    from dspy_otel._config import Settings
+    from dspy_otel.config import Settings
     from dspy_otel.instrumentation._hooks import SpanHooks
 
 __all__ = ["DSPyInstrumentor", "make_hooks"]
@@ -86,7 +86,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
         skip_unsampled: The tracer provider's sampler drops every span under an unsampled parent (as
             the parent-based samplers do): below a sampled-out span no span is made at all. Set by
             :func:`dspy_otel.configure`, which knows its sampler; default ``False`` (the SDK decides).
-        settings: A :class:`dspy_otel._config.Settings` (default: resolved from the environment).
+        settings: A :class:`dspy_otel.config.Settings` (default: resolved from the environment).
             It decides content capture and its redaction, DSPy retention, the development window and
             log correlation.
     """
@@ -106,7 +106,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumen
 
     def _instrument(self, **kwargs: Any) -> None:
         from dspy_otel import _window, retention
-        from dspy_otel._config import resolve
+        from dspy_otel.config import resolve
         from dspy_otel.instrumentation._patches import install
 
         settings = kwargs.get("settings") or resolve({})

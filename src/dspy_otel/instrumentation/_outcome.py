@@ -6,7 +6,7 @@ import time
 import traceback
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
@@ -16,11 +16,14 @@ from dspy_otel._attributes import CACHE_HIT
 from dspy_otel._window import CallRecord
 from dspy_otel.instrumentation import _content
 
+if TYPE_CHECKING:
+    from dspy_otel.instrumentation._spans import LMCall
+
 
 def call_record(
-    span: Span, call: Any, messages: Any, outputs: Any, exception: BaseException | None, *, secrets: Iterable[str]
+    span: Span, call: LMCall, messages: Any, outputs: Any, exception: BaseException | None, *, secrets: Iterable[str]
 ) -> CallRecord:
-    """The window's record of one LM call (``call``: the hooks' ``LMCall``)."""
+    """The window's record of one LM call."""
     attrs = call.attributes
     return CallRecord(
         timestamp=datetime.now(),

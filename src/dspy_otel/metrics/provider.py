@@ -25,7 +25,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 
 from dspy_otel import _stats
-from dspy_otel._config import Settings
+from dspy_otel.config import Settings
 from dspy_otel.export.reporting import FailureReport
 
 

@@ -25,13 +25,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dspy_otel._parse import PartlyValid
 from dspy_otel.sampling.policies import attribute, cost, errors, latency, rate, ratio, tokens
 from dspy_otel.sampling.policies._base import Policy, TraceView
 
-__all__ = ["Policy", "TraceView", "names", "parse_policies", "register"]
+__all__ = ["PartlyValid", "Policy", "TraceView", "names", "parse_policies", "register"]
 
 _REGISTRY: dict[str, Callable[[str | None], Policy]] = {}
+
+
+class PartlyValid(ValueError):
+    """A list with some bad items: they are dropped, ``value`` (parsed from the rest) is used.
+
+    The settings walk (:mod:`dspy_otel.config`) uses ``value`` and logs what was dropped.
+
+    Args:
+        message: ``"allowed: ..."`` naming the bad items.
+        value: The value the good items make.
+        dropped: The bad items, as written.
+    """
+
+    def __init__(self, message: str, value: object, dropped: str) -> None:
+        super().__init__(message)
+        self.value = value
+        self.dropped = dropped
 
 
 def register(name: str, parse: Callable[[str | None], Policy]) -> None:

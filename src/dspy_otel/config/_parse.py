@@ -12,21 +12,6 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 
-class PartlyValid(ValueError):
-    """A list with some bad items: they are dropped, ``value`` (parsed from the rest) is used.
-
-    Args:
-        message: ``"allowed: ..."`` naming the bad items.
-        value: The value the good items make.
-        dropped: The bad items, as written.
-    """
-
-    def __init__(self, message: str, value: object, dropped: str) -> None:
-        super().__init__(message)
-        self.value = value
-        self.dropped = dropped
-
-
 def choice(
     allowed: tuple[str, ...], aliases: dict[str, str] | None = None, *, upper: bool = False
 ) -> Callable[[str], str]:

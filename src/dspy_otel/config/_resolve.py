@@ -1,10 +1,10 @@
-"""The precedence walk that turns :data:`~dspy_otel._config.TABLE` into :class:`~dspy_otel._config.Settings`.
+"""The precedence walk that turns :data:`~dspy_otel.config.TABLE` into :class:`~dspy_otel.config.Settings`.
 
 Each row, in table order, takes the first of: the explicit ``configure()`` argument (parsed exactly
 like an environment value, so a bad one raises), the environment variable (or the general OTLP
 variable it falls back to), the profile default (see ``Setting.needs``), the package default.
 A bad environment value does not raise: :func:`walk` collects it with what is used instead, for
-:func:`dspy_otel._config.resolve` to log and for :func:`problems` and :func:`rejected` to report.
+:func:`resolve` to log and for :func:`problems` and :func:`rejected` to report.
 A list with some bad items (``DSPY_OTEL_TAIL_POLICIES=errors,latncy:100``) keeps the good ones.
 :func:`unknown_names` names each ``DSPY_OTEL_*`` variable that is no setting, with the closest one.
 """
@@ -12,14 +12,17 @@ A list with some bad items (``DSPY_OTEL_TAIL_POLICIES=errors,latncy:100``) keeps
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from dspy_otel._config import FALLBACK_ENV, TABLE, Setting, Settings
-from dspy_otel._display import display
-from dspy_otel._parse import PartlyValid, import_callable
+from dspy_otel.config._display import display
+from dspy_otel.config._parse import import_callable
+from dspy_otel.config._table import FALLBACK_ENV, TABLE, Setting, Settings
+from dspy_otel.sampling.policies import PartlyValid
 
+logger = logging.getLogger("dspy_otel")
 _BY_NAME = {s.name: s for s in TABLE}
 _PREFIX = "DSPY_OTEL_"
 # DSPY_OTEL_* variables read elsewhere, not settings: the `inspect` command's Jaeger, the test setup's caches of
@@ -65,10 +68,40 @@ def _explicit(setting: Setting, value: Any, values: Mapping[str, Any]) -> Any:
         raise ValueError(f"{setting.name}={value!r} is not valid; {exc}") from None
 
 
+def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every setting from explicit overrides, the environment and the profile.
+
+    A bad environment value is logged in one line (the variable, the value, what is allowed,
+    what is used instead) and replaced by the profile or package default (a list keeps its good
+    items). Each ``DSPY_OTEL_*`` variable that is not a setting is logged in one line with the
+    closest setting's name.
+
+    Args:
+        overrides: ``configure()`` keywords; ``None`` values count as not given.
+        env: The environment to read (default ``os.environ``).
+
+    Returns:
+        The frozen settings, with ``sources`` naming where each value came from.
+
+    Raises:
+        ValueError: For an unknown keyword or an invalid explicit value.
+    """
+    env = os.environ if env is None else env
+    settings, bad = walk(overrides, env)
+    for b in bad:
+        if b.partly:
+            logger.warning("dspy-otel: %s=%r: ignoring part of it (%s); using %s", b.name, b.raw, b.why, b.fallback)
+        else:
+            logger.warning("dspy-otel: ignoring %s=%r (%s); using %s", b.name, b.raw, b.why, b.fallback)
+    for message in unknown_names(env):
+        logger.warning("dspy-otel: %s", message)
+    return settings
+
+
 def walk(overrides: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Settings, list[Rejected]]:
     """Resolve every setting in table order; also return each bad env value (variable, value, why, fallback).
 
-    :func:`dspy_otel._config.resolve` logs the bad values; :func:`problems` and :func:`rejected` report them.
+    :func:`resolve` logs the bad values; :func:`problems` and :func:`rejected` report them.
     """
     unknown = sorted(set(overrides) - set(_BY_NAME))
     if unknown:

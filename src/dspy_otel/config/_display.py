@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dspy_otel._config import TABLE
+from dspy_otel.config._table import TABLE
 
 
 def display(value: Any) -> str:

@@ -1,29 +1,16 @@
-"""Every setting dspy-otel reads, in one table, resolved once into a frozen :class:`Settings`.
+"""Every setting dspy-otel reads, in one table: :data:`TABLE`, its rows (:class:`Setting`), and :class:`Settings`.
 
-Precedence for each setting: explicit ``configure()`` argument > environment
-variable > profile default > package default. An empty environment variable
-counts as unset. A bad explicit argument raises :class:`ValueError`; a bad
-environment value logs one line (the variable, the value, what is allowed,
-what is used instead) and falls back, so a typo never stops a service.
-
-How the table is walked lives in :mod:`dspy_otel._resolve`; how values and the table are
-shown (``dspy-otel config``, the README), in :mod:`dspy_otel._display`.
-
-Example:
-    >>> from dspy_otel._config import resolve
-    >>> resolve({"profile": "development"}, env={}).capture_content
-    'SPAN_ONLY'
+Each row names the ``configure()`` keyword, the environment variable, the parser, the default and the
+profile defaults. :func:`dspy_otel.config.resolve` walks it into a frozen :class:`Settings`.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dspy_otel._parse import (
+from dspy_otel.config._parse import (
     KeyValues,
     boolean,
     choice,
@@ -38,8 +25,6 @@ from dspy_otel._parse import (
 )
 from dspy_otel.sampling.head import HEAD_SAMPLERS, parse_sampler_arg
 from dspy_otel.sampling.policies import Policy, parse_policies
-
-logger = logging.getLogger("dspy_otel")
 
 PROFILES = ("development", "staging", "production")
 SAMPLERS = tuple(HEAD_SAMPLERS)
@@ -432,35 +417,3 @@ class Settings:
     metric_export_interval_ms: int
     sdk_disabled: bool
     sources: Mapping[str, str]
-
-
-def resolve(overrides: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
-    """Resolve every setting from explicit overrides, the environment and the profile.
-
-    A bad environment value is logged in one line (the variable, the value, what is allowed,
-    what is used instead) and replaced by the profile or package default (a list keeps its good
-    items). Each ``DSPY_OTEL_*`` variable that is not a setting is logged in one line with the
-    closest setting's name.
-
-    Args:
-        overrides: ``configure()`` keywords; ``None`` values count as not given.
-        env: The environment to read (default ``os.environ``).
-
-    Returns:
-        The frozen settings, with ``sources`` naming where each value came from.
-
-    Raises:
-        ValueError: For an unknown keyword or an invalid explicit value.
-    """
-    from dspy_otel._resolve import unknown_names, walk  # _resolve imports this module, so not at the top
-
-    env = os.environ if env is None else env
-    settings, bad = walk(overrides, env)
-    for b in bad:
-        if b.partly:
-            logger.warning("dspy-otel: %s=%r: ignoring part of it (%s); using %s", b.name, b.raw, b.why, b.fallback)
-        else:
-            logger.warning("dspy-otel: ignoring %s=%r (%s); using %s", b.name, b.raw, b.why, b.fallback)
-    for message in unknown_names(env):
-        logger.warning("dspy-otel: %s", message)
-    return settings
