@@ -271,6 +271,19 @@ class SpyEvent(threading.Event):
         return woken
 
 
+def spy_on_retries(exporter: Any) -> SpyEvent:
+    """Put a spy in place of the event an OTLP exporter's retry back-off waits on (its own, or its HTTP client's)."""
+    owner, name = next(
+        (owner, name)
+        for owner in (exporter, getattr(exporter, "_client", None))
+        for name in ("_shutdown_in_progress", "_shutdown_event")
+        if isinstance(getattr(owner, name, None), threading.Event)
+    )
+    spy = SpyEvent()
+    setattr(owner, name, spy)
+    return spy
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_an_export_at_shutdown_gives_up_at_once_when_nothing_listens(protocol: str) -> None:
     before = dspy_otel.stats()
@@ -280,15 +293,7 @@ def test_an_export_at_shutdown_gives_up_at_once_when_nothing_listens(protocol: s
         metrics_exporter="none",
         exit_timeout_ms=120_000,  # the bound is not what ends the export here
     )
-    inner = _setup._batches[0].span_exporter.inner
-    spy = SpyEvent()
-    owner, name = next(
-        (owner, name)
-        for owner in (inner, getattr(inner, "_client", None))
-        for name in ("_shutdown_in_progress", "_shutdown_event")
-        if isinstance(getattr(owner, name, None), threading.Event)
-    )
-    setattr(owner, name, spy)
+    spy = spy_on_retries(_setup._batches[0].span_exporter.inner)
     for _ in range(7):
         provider.get_tracer("t").start_span("s").end()
     dspy_otel.shutdown()
@@ -308,14 +313,7 @@ def test_the_metrics_export_at_shutdown_gives_up_at_once_when_nothing_listens(pr
         exit_timeout_ms=120_000,  # the bound is not what ends the export here
     )
     (guard,) = [exporter for exporter in reporting.open_exporters() if hasattr(exporter, "inner")]
-    inner, spy = guard.inner, SpyEvent()
-    owner, name = next(
-        (owner, name)
-        for owner in (inner, getattr(inner, "_client", None))
-        for name in ("_shutdown_in_progress", "_shutdown_event")
-        if isinstance(getattr(owner, name, None), threading.Event)
-    )
-    setattr(owner, name, spy)
+    spy = spy_on_retries(guard.inner)
     dspy_otel.shutdown()
     assert dspy_otel.stats()["export_metric_batches_failed"] > before  # the last metrics were sent, and failed
     assert all(spy.waits), "a retry back-off was slept out at shutdown"  # gRPC waits on the set event, HTTP skips it
