@@ -27,17 +27,14 @@ from opentelemetry.sdk.resources import Resource
 from dspy_otel import _stats
 from dspy_otel.config import Settings
 from dspy_otel.export.reporting import FailureReport
+from dspy_otel.metrics._wrapping import WrappingMetricExporter
 
 
-class ReportingMetricExporter(MetricExporter):
+class ReportingMetricExporter(WrappingMetricExporter):
     """Wraps a metric exporter: counts failed batches and reports them once a minute; never raises."""
 
     def __init__(self, inner: MetricExporter) -> None:
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,
-            preferred_aggregation=inner._preferred_aggregation,
-        )
-        self.inner = inner
+        super().__init__(inner)
         self._report = FailureReport("metric batches", exporter=inner)
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
@@ -55,14 +52,10 @@ class ReportingMetricExporter(MetricExporter):
             self._report.failed(1, reason)
         return result
 
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        """Flush the inner exporter."""
-        return self.inner.force_flush(timeout_millis)
-
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         """Report what is not reported yet; shut the inner exporter down."""
         self._report.close()
-        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+        super().shutdown(timeout_millis, **kwargs)
 
 
 def build_meter_provider(

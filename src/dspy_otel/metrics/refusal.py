@@ -20,13 +20,14 @@ from typing import Any
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 
 from dspy_otel import _stats
+from dspy_otel.metrics._wrapping import WrappingMetricExporter
 
 logger = logging.getLogger("dspy_otel")
 
 _REFUSED_HTTP = (404, 405)
 
 
-class RefusalGuard(MetricExporter):
+class RefusalGuard(WrappingMetricExporter):
     """Wraps an OTLP metric exporter; once the backend refuses metrics, sends none there again.
 
     Args:
@@ -37,11 +38,7 @@ class RefusalGuard(MetricExporter):
     def __init__(self, build: Callable[[RefusalGuard], MetricExporter], endpoint: str) -> None:
         self.refused: str | None = None  # how the backend refused ("gRPC UNIMPLEMENTED", "HTTP 404")
         self._endpoint = endpoint
-        self.inner = build(self)
-        super().__init__(
-            preferred_temporality=self.inner._preferred_temporality,
-            preferred_aggregation=self.inner._preferred_aggregation,
-        )
+        super().__init__(build(self))  # the transport's hooks call back into this guard
 
     def on_http_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
         """A ``requests`` response hook: a 404 or 405 means the backend takes no metrics."""
@@ -62,14 +59,6 @@ class RefusalGuard(MetricExporter):
             )
         _stats.add({"export_metric_batches_refused": 1})
         return MetricExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        """Flush the inner exporter."""
-        return self.inner.force_flush(timeout_millis)
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        """Shut the inner exporter down."""
-        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
 def grpc_exporter(options: dict[str, Any]) -> RefusalGuard:
