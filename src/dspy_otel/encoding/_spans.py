@@ -12,7 +12,7 @@ import struct
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import Link, SpanKind, Status
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from dspy_otel.encoding._values import attributes, dropped_count
 from dspy_otel.encoding._wire import prefixed, string_field, text, varint
@@ -119,13 +119,14 @@ def _status(status: Status | None) -> bytes:
     """Field 15, the ``Status``: message (2), code (3); nothing only when the span has no status object."""
     if status is None:
         return b""
-    code, message = status.status_code.value, status.description
-    if not code and not message:
+    code, message = status.status_code, status.description
+    if code is StatusCode.UNSET and not message:
         return _UNSET_STATUS
     key = (code, message)
     field = _statuses.get(key)
     if field is None:
-        field = b"\x7a" + prefixed(string_field(b"\x12", message) + (b"\x18" + bytes((code,)) if code else b""))
+        number = code.value
+        field = b"\x7a" + prefixed(string_field(b"\x12", message) + (b"\x18" + bytes((number,)) if number else b""))
         if message is None or len(message) <= NAME_CHARS_CACHED:
             if len(_statuses) >= NAMES_CACHED:
                 _statuses.clear()

@@ -8,7 +8,7 @@ surrogate, an unsupported type) leaves out that one attribute, as the SDK does; 
 counted in ``dspy_otel.stats()["encoding_attributes_dropped"]`` and logged once per key.
 
 Attributes repeat from span to span (model names, operation names, token counts,
-flags), so the encoded pair of an exact ``str`` (up to :data:`CACHED_STR_CHARS`
+flags), so the encoded pair of an exact ``str`` (up to :data:`SHORT`
 characters), ``int`` or ``bool`` value, or of a tuple of such strings, is kept in a
 bounded cache (cleared when full), keyed by the ``(key, value)`` item and checked
 against the value's exact type on a hit, because ``1 == 1.0 == True`` share a key;
@@ -31,7 +31,7 @@ from dspy_otel.encoding._wire import int64, prefixed, varint
 
 _logger = logging.getLogger(__name__)
 
-CACHED_STR_CHARS = 256  # longer strings (prompts, answers) rarely repeat: not worth keeping
+SHORT = 256  # characters: longer strings (prompts, answers) rarely repeat, not worth keeping
 CACHE_ENTRIES = 4096  # per value type; the cache is cleared when it reaches this size
 _WARNED_KEYS_MAX = 100
 
@@ -54,6 +54,9 @@ def any_value(value: Any) -> bytes:
         UnicodeEncodeError: A string with a lone surrogate.
         TypeError: A type OTLP has no value for.
     """
+    write = _EXACT.get(type(value))
+    if write is not None:
+        return write(value)
     if value is None:
         return b""
     for kind, write in _WRITERS:
@@ -80,6 +83,7 @@ _WRITERS: tuple[tuple[Any, Callable[[Any], bytes]], ...] = (
     (Sequence, _array),
     (Mapping, _kvlist),
 )
+_EXACT = {kind: write for kind, write in _WRITERS if kind in {bool, str, int, float, bytes}}  # the fast way in
 
 
 def key_value(key: Any, value: Any) -> bytes:
@@ -92,11 +96,9 @@ def key_value(key: Any, value: Any) -> bytes:
     key_field = _key_fields.get(key) if type(key) is str else None
     if key_field is None:
         key_field = _key_field(key)
-    if type(value) is float:  # not cached, frequent (costs): written here at once
-        pair = key_field + b"\x12\x09\x21" + _DOUBLE.pack(value)
-    else:
-        pair = key_field + b"\x12" + prefixed(any_value(value))
-    return prefixed(pair)
+    if type(value) is float:  # never cached, frequent (costs): written here at once
+        return prefixed(key_field + b"\x12\x09\x21" + _DOUBLE.pack(value))
+    return prefixed(key_field + b"\x12" + prefixed(any_value(value)))
 
 
 def _key_field(key: Any) -> bytes:
@@ -140,34 +142,23 @@ def attributes(tag: bytes, values: Mapping[str, Any] | None) -> bytes:
             append(hit[1])
             continue
         key, value = item
-        pair = _pair_or_none(key, value)
-        if pair is None:
+        try:
+            pair = key_value(key, value)
+        except Exception as error:  # the SDK's encoder drops the attribute on any error; so do we
+            _dropped(key, error)
             continue
-        if _cacheable(value):
+        append(pair)
+        kind = type(value)
+        if kind is int or kind is bool or (kind is str and len(value) <= SHORT) or (kind is tuple and _short(value)):
             if len(cache) >= CACHE_ENTRIES:
                 cache.clear()
-            cache[item] = (type(value), pair)
-        append(pair)
+            cache[item] = (kind, pair)
     return repeated(tag, pairs)
 
 
-def _cacheable(value: Any) -> bool:
-    """Whether ``value``'s pair is worth a cache entry: an exact int or bool, a short str, a tuple of those strs."""
-    kind = type(value)
-    if kind is str:
-        return len(value) <= CACHED_STR_CHARS
-    if kind is tuple:
-        return all(type(item) is str and len(item) <= CACHED_STR_CHARS for item in value)
-    return kind is int or kind is bool
-
-
-def _pair_or_none(key: Any, value: Any) -> bytes | None:
-    """:func:`key_value`, or ``None`` (counted, logged once per key) when the SDK would leave the pair out too."""
-    try:
-        return key_value(key, value)
-    except Exception as error:  # the SDK's encoder drops the attribute on any error; so do we
-        _dropped(key, error)
-        return None
+def _short(items: tuple[Any, ...]) -> bool:
+    """Whether ``items`` are all short exact strs (a tuple of other items may not even hash)."""
+    return all(type(item) is str and len(item) <= SHORT for item in items)
 
 
 def _dropped(key: Any, error: Exception) -> None:
