@@ -9,6 +9,7 @@ their proto3 default (0, ``""``) are not written, which decodes to the same mess
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -65,21 +66,21 @@ def span(sdk_span: ReadableSpan) -> bytes:
     dropped = sdk_span.dropped_attributes
     if dropped:
         parts.append(b"\x50" + varint(dropped))
-    events = sdk_span.events
-    if events:
-        parts += [b"\x5a" + _event(event) for event in events]
-    dropped = sdk_span.dropped_events
-    if dropped:
-        parts.append(b"\x60" + varint(dropped))
-    links = sdk_span.links
-    if links:
-        parts += [b"\x6a" + _link(link) for link in links]
-    dropped = sdk_span.dropped_links
-    if dropped:
-        parts.append(b"\x70" + varint(dropped))
+    _add_repeated(parts, b"\x5a", sdk_span.events, _event, b"\x60", sdk_span.dropped_events)
+    _add_repeated(parts, b"\x6a", sdk_span.links, _link, b"\x70", sdk_span.dropped_links)
     parts.append(_status(sdk_span.status))
     parts.append(_SPAN_FLAGS[bool(parent and parent.is_remote)])
     return prefixed(b"".join(parts))
+
+
+def _add_repeated(
+    parts: list[bytes], tag: bytes, items: Sequence[Any], encode: Callable[[Any], bytes], count_tag: bytes, dropped: int
+) -> None:
+    """Add the events or links (field ``tag``), then how many were dropped (field ``count_tag``), to ``parts``."""
+    if items:
+        parts += [tag + encode(item) for item in items]
+    if dropped:
+        parts.append(count_tag + varint(dropped))
 
 
 def _name_field(name: str) -> bytes:
