@@ -110,16 +110,16 @@ def part_six(url: str, model: str, rounds: int, calls: int, seed: int) -> None:
         f"\nPart 6: OTLP encoding alone, {rounds} rounds x {len(spans):,} spans of {calls:,} workload calls "
         f"(batches of {BATCH}, {size:.0f} bytes per span), shuffled; CPU µs of the calling thread per span\n"
     )
-    print("| encoder | µs per span (median) | vs sdk, paired [Q1, Q3] | 95 % interval | share of sdk |")
+    print("| encoder | µs per span, median [Q1, Q3] | vs sdk, paired [Q1, Q3] | 95 % interval | share of sdk |")
     print("|---|--:|--:|--:|--:|")
     sdk_us = statistics.median(samples[SDK])
     for name in variants:
-        median = statistics.median(samples[name])
-        if name == SDK:
-            print(f"| `{name}` | {median:.2f} | | | |")
-            continue
-        versus = paired(samples[name], samples[SDK])
-        print(f"| `{name}` | {median:.2f} | {versus.cell(2)} | {versus.interval(2)} | {median / sdk_us:.0%} |")
+        q1, median, q3 = statistics.quantiles(samples[name], n=4, method="inclusive")
+        cells = [f"`{name}`", f"{median:.2f} [{q1:.2f}, {q3:.2f}]"]
+        if name != SDK:
+            versus = paired(samples[name], samples[SDK])
+            cells += [versus.cell(2), versus.interval(2), f"{median / sdk_us:.0%}"]
+        print("| " + " | ".join(cells + [""] * (5 - len(cells))) + " |")
     ours = statistics.median(samples[OURS])
     verdict = "met" if ours <= GOAL_US else "NOT met"
     print(f"\ndspy-otel's encoder: {ours:.2f} µs per span, goal ≤ {GOAL_US:.0f} µs: {verdict}")

@@ -26,13 +26,8 @@ _UINT64 = (1 << 64) - 1
 _IDS = struct.Struct(">BBQQBBQ")
 _FIXED64 = struct.Struct("<BQ")
 _TIMES = struct.Struct("<BQBQ")  # start (field 7) and end (field 8), fixed64
-_KINDS = {  # field 6; OTLP numbers the kinds from SPAN_KIND_INTERNAL = 1
-    SpanKind.INTERNAL: b"\x30\x01",
-    SpanKind.SERVER: b"\x30\x02",
-    SpanKind.CLIENT: b"\x30\x03",
-    SpanKind.PRODUCER: b"\x30\x04",
-    SpanKind.CONSUMER: b"\x30\x05",
-}
+# field 6; OTLP numbers the kinds from SPAN_KIND_INTERNAL = 1. By id: an Enum member hashes in Python.
+_KINDS = {id(kind): b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}
 # field 16 of Span, 6 of Link (fixed32): SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK (0x100), with IS_REMOTE (0x200)
 _SPAN_FLAGS = (b"\x85\x01\x00\x01\x00\x00", b"\x85\x01\x00\x03\x00\x00")
 _LINK_FLAGS = (b"\x35\x00\x01\x00\x00", b"\x35\x00\x03\x00\x00")
@@ -56,7 +51,7 @@ def span(sdk_span: ReadableSpan) -> bytes:
     name = sdk_span.name
     if name:
         parts.append(_names.get(name) or _name_field(name))
-    parts.append(_KINDS[sdk_span.kind])
+    parts.append(_KINDS[id(sdk_span.kind)])
     start, end = sdk_span.start_time, sdk_span.end_time
     if start and end:
         parts.append(_TIMES.pack(0x39, start, 0x41, end))
@@ -66,8 +61,12 @@ def span(sdk_span: ReadableSpan) -> bytes:
     dropped = sdk_span.dropped_attributes
     if dropped:
         parts.append(b"\x50" + varint(dropped))
-    _add_repeated(parts, b"\x5a", sdk_span.events, _event, b"\x60", sdk_span.dropped_events)
-    _add_repeated(parts, b"\x6a", sdk_span.links, _link, b"\x70", sdk_span.dropped_links)
+    # The public events and links are copies made under a lock: only when the SDK's own lists (a peek at a
+    # private attribute, the public path when it is missing) are not empty, as they are in most spans.
+    events = sdk_span.events if getattr(sdk_span, "_events", True) else ()
+    links = sdk_span.links if getattr(sdk_span, "_links", True) else ()
+    _add_repeated(parts, b"\x5a", events, _event, b"\x60", sdk_span.dropped_events)
+    _add_repeated(parts, b"\x6a", links, _link, b"\x70", sdk_span.dropped_links)
     parts.append(_status(sdk_span.status))
     parts.append(_SPAN_FLAGS[bool(parent and parent.is_remote)])
     return prefixed(b"".join(parts))
