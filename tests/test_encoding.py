@@ -149,4 +149,13 @@ def test_huge_values_are_not_kept_in_the_caches() -> None:
 
     assert_same_request([span_with({"huge": HUGE, "t": (HUGE,)}, name=HUGE)])
     assert HUGE not in _spans._names
-    assert all(len(repr(key)) < 10_000 for key in _values._cache)
+    assert all(len(repr(item)) < 10_000 for item in _values._cache)
+
+
+def test_long_keys_are_not_kept_in_the_caches() -> None:
+    from dspy_otel.encoding import _values
+
+    key = "k" * 100_000
+    assert_same_request([span_with({key: "v", "short": key})])
+    assert key not in _values._key_fields
+    assert all(len(item[0]) < 1000 and item[1] != key for item in _values._cache)

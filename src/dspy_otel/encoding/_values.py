@@ -1,4 +1,4 @@
-"""Attribute values (``AnyValue``), key-value pairs (``KeyValue``) and attribute lists, with a cache.
+"""Attribute values (``AnyValue``), key-value pairs (``KeyValue``) and attribute lists, with caches.
 
 An attribute is written exactly as the SDK's ``_encode_value`` builds it: the same
 ``isinstance`` order (``None``, bool, str, int, float, bytes, sequence, mapping), so a bool
@@ -12,7 +12,9 @@ flags), so the encoded pair of an exact ``str`` (up to :data:`SHORT`
 characters), ``int`` or ``bool`` value, or of a tuple of such strings, is kept in a
 bounded cache (cleared when full), keyed by the ``(key, value)`` item and checked
 against the value's exact type on a hit, because ``1 == 1.0 == True`` share a key;
-floats are never cached (``-0.0 == 0.0``, and NaN equals nothing).
+floats are never cached (``-0.0 == 0.0``, and NaN equals nothing). Attribute keys are
+kept encoded too. Keys and values longer than :data:`SHORT` are never kept, so the
+caches hold a few MB at most.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def _key_field(key: Any) -> bytes:
     else:
         raise TypeError(f"Invalid key type {type(key)}")
     field = b"\x0a" + prefixed(encoded) if encoded else b""
-    if type(key) is str:
+    if type(key) is str and len(key) <= SHORT:
         if len(_key_fields) >= CACHE_ENTRIES:
             _key_fields.clear()
         _key_fields[key] = field
@@ -149,6 +151,8 @@ def attributes(tag: bytes, values: Mapping[str, Any] | None) -> bytes:
             continue
         append(pair)
         kind = type(value)
+        if len(key) > SHORT:  # a str or bytes, since it was encoded
+            continue
         if kind is int or kind is bool or (kind is str and len(value) <= SHORT) or (kind is tuple and _short(value)):
             if len(cache) >= CACHE_ENTRIES:
                 cache.clear()
