@@ -40,7 +40,8 @@ from dspy_otel import encoding
 from dspy_otel.encoding import _spans, _values
 
 BATCH = 512  # the BatchSpanProcessor's default OTEL_BSP_MAX_EXPORT_BATCH_SIZE
-GOAL_US = 15.0  # issue 22
+GOAL_US = 15.0  # issue 22's goal, CPU per span ...
+ISSUE_SDK_US = 60.0  # ... where it measured the SDK's encoder at 60 µs (a quiet machine; CPU time grows with load)
 SDK, OURS, COLD = "sdk", "dspy-otel", "dspy-otel, caches emptied"
 
 
@@ -122,4 +123,7 @@ def part_six(url: str, model: str, rounds: int, calls: int, seed: int) -> None:
         print("| " + " | ".join(cells + [""] * (5 - len(cells))) + " |")
     ours = statistics.median(samples[OURS])
     verdict = "met" if ours <= GOAL_US else "NOT met"
-    print(f"\ndspy-otel's encoder: {ours:.2f} µs per span, goal ≤ {GOAL_US:.0f} µs: {verdict}")
+    print(
+        f"\ndspy-otel's encoder: {ours:.2f} µs per span, {ours / sdk_us:.0%} of the SDK's in this run; goal ≤ "
+        f"{GOAL_US:.0f} µs ({GOAL_US / ISSUE_SDK_US:.0%} of the SDK's {ISSUE_SDK_US:.0f} µs in issue 22): {verdict}"
+    )
