@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from typing import Any
 
 import pytest
@@ -163,3 +164,33 @@ def test_long_keys_are_not_kept_in_the_caches() -> None:
     assert_same_request([span_with({key: "v", "short": key})])
     assert key not in _values._key_fields
     assert all(len(item[0]) < 1000 and item[1] != key for item in _values._cache)
+
+
+def test_full_caches_are_emptied_and_threads_sharing_them_get_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dspy_otel import encoding
+    from dspy_otel.encoding import _spans, _values
+
+    monkeypatch.setattr(_values, "CACHE_ENTRIES", 8)
+    monkeypatch.setattr(_spans, "NAMES_CACHED", 4)
+    monkeypatch.setattr(encoding, "OWNERS_CACHED", 2)
+    resources = [Resource({"service.name": f"s{i % 3}"}) for i in range(6)]
+    batch = [
+        span_with({"i": i, "s": f"v{i % 5}", "b": i % 2 == 0, "t": (f"x{i % 7}",)}, name=f"n{i % 6}", resource=r)
+        for i, r in enumerate(resources * 10)
+    ]
+    expected = assert_same_request(batch)
+    results: list[bytes] = []
+
+    def encode_many() -> None:
+        results.extend(encode_spans(batch) for _ in range(20))
+
+    threads = [threading.Thread(target=encode_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == 80
+    assert set(results) == {expected}
+    assert len(_values._cache) <= 8
+    assert len(_spans._names) <= 4
+    assert len(encoding._owners) <= 2
