@@ -121,7 +121,7 @@ def serving() -> Iterator[tuple[int, int, Counts]]:
     counts = Counts()
     http_server = _HttpServer(counts)
     threading.Thread(target=http_server.serve_forever, daemon=True).start()
-    # no limit on a message's size: gRPC's default, 4 MiB, refuses a batch of 512 spans with content (~8 KB each)
+    # no limit on a message's size: 512 spans with content (~8 KB each) pass gRPC's default limit, 4 MiB
     options = [("grpc.max_receive_message_length", -1)]
     grpc_server = grpc.server(futures.ThreadPoolExecutor(4), handlers=[_AcceptAllRpcs(counts)], options=options)
     grpc_port = grpc_server.add_insecure_port("127.0.0.1:0")
