@@ -91,56 +91,59 @@ def set_up(config: BenchConfig, receiver: tuple[int, int] | None) -> tuple[Trace
     if config.kind == "dspy":
         dspy.configure(**dict(config.dspy_settings))
         return None, None
-    exporter, exported = _exporter(config, receiver)
+    exporter, exported, otlp = _export(config, receiver)
     if config.kind == "dspy_otel":
         import dspy_otel
 
-        overrides: dict[str, Any] = dict(config.otel_overrides)
-        if exporter is None:
-            assert receiver is not None  # _exporter checked it
-            endpoint = f"http://127.0.0.1:{receiver[config.export == 'grpc']}"
-            overrides.update(exporter="otlp", protocol=config.export, endpoint=endpoint)
+        overrides: dict[str, Any] = {**dict(config.otel_overrides), **otlp}
         provider: TracerProvider = dspy_otel.configure(**overrides, span_exporter=exporter)
         return provider, exported
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter or _sdk_otlp_exporter(config.export, receiver)))
+    provider.add_span_processor(BatchSpanProcessor(exporter or _sdk_otlp_exporter(otlp)))
     instrumentor: Any = importlib.import_module(config.peer_module).DSPyInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     return provider, exported
 
 
-def _exporter(config: BenchConfig, receiver: tuple[int, int] | None) -> tuple[SpanExporter | None, Exported]:
-    """The null exporter and its count, or (OTLP) no exporter and the receiver's counts."""
+def _export(
+    config: BenchConfig, receiver: tuple[int, int] | None
+) -> tuple[SpanExporter | None, Exported, dict[str, str]]:
+    """Where ``config``'s spans go and what counts them.
+
+    Returns:
+        The null exporter, its count and no settings; or, over OTLP, no exporter, the receiver's counts and
+        dspy-otel's settings for the receiver (``exporter``, ``protocol``, ``endpoint``).
+    """
     if config.export == "null":
         from _null_exporter import NullExporter
 
         null = NullExporter()
-        return null, lambda: {"spans": null.spans}
+        return null, lambda: {"spans": null.spans}, {}
     if receiver is None:
         raise SystemExit(f"{config.name} exports over OTLP: pass --receiver HTTP_PORT,GRPC_PORT")
-    stats = f"http://127.0.0.1:{receiver[0]}/stats"
+    http_port, grpc_port = receiver
+    port = grpc_port if config.export == "grpc" else http_port
 
     def received() -> dict[str, int]:
-        with urllib.request.urlopen(stats, timeout=30) as answer:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/stats", timeout=30) as answer:
             counts: dict[str, int] = json.load(answer)
         return counts
 
-    return None, received
+    return None, received, {"exporter": "otlp", "protocol": config.export, "endpoint": f"http://127.0.0.1:{port}"}
 
 
-def _sdk_otlp_exporter(export: str, receiver: tuple[int, int] | None) -> SpanExporter:
-    """The SDK's OTLP span exporter of protocol ``export`` to the receiver, as a peer's user would set it up."""
-    assert receiver is not None  # _exporter checked it
-    if export == "grpc":
+def _sdk_otlp_exporter(otlp: dict[str, str]) -> SpanExporter:
+    """The SDK's OTLP span exporter for dspy-otel's settings ``otlp``, set up as a peer's user would."""
+    if otlp["protocol"] == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        return GrpcExporter(endpoint=f"127.0.0.1:{receiver[1]}", insecure=True)
+        return GrpcExporter(endpoint=otlp["endpoint"], insecure=True)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    return HttpExporter(endpoint=f"http://127.0.0.1:{receiver[0]}/v1/traces")
+    return HttpExporter(endpoint=f"{otlp['endpoint']}/v1/traces")
 
 
 def run(
