@@ -215,6 +215,18 @@ def _summary(after: Run, before: Run | None) -> list[str]:
     return lines
 
 
+def _gzip_cpu(after: Run) -> list[str]:
+    lines = [
+        "| configuration | workload | gzip-9 bytes/call | the same, no attributes | gzip-9 µs/call | gzip-6 µs/call |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for key, (calls, wire) in after.items():
+        if key.split(" | ")[0] in BREAKDOWN:
+            cells = [wire.gzip_http, wire.gzip_http_bare, wire.gzip_http_cpu_s * 1e6, wire.gzip_grpc_cpu_s * 1e6]
+            lines.append(f"| {' | '.join(key.split(' | '))} | {' | '.join(f'{c / calls:,.0f}' for c in cells)} |")
+    return lines
+
+
 def _by_type(after: Run) -> list[str]:
     lines = ["| configuration | workload | LM span | module span | tool span |", "|---|---|---:|---:|---:|"]
     for key, (_, wire) in after.items():
@@ -286,6 +298,13 @@ def report(after: dict[str, Any], before: dict[str, Any] | None, before_rev: str
         "## Per call and per span",
         "",
         *_summary(now, old),
+        "",
+        "## What gzip leaves, and the CPU it takes per call (after)",
+        "",
+        "The same requests with every span attribute removed show the floor: random span and trace IDs and "
+        "timestamps. CPU: `time.process_time()` of `gzip.compress`, best of three per request.",
+        "",
+        *_gzip_cpu(now),
         "",
         "## Average bytes of one span, by type (after)",
         "",
