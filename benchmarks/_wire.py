@@ -73,6 +73,9 @@ class AttributeBytes:
 class WireBytes:
     """The bytes of the export requests of a set of spans, and where they go."""
 
+    attributes: dict[str, AttributeBytes] = field(default_factory=dict)
+    fixed: dict[str, int] = field(default_factory=dict)  # span field (and "framing") -> bytes, summed over spans
+    by_type: dict[str, list[int]] = field(default_factory=dict)  # "LM" | "module" | "tool" -> [spans, bytes]
     spans: int = 0
     requests: int = 0
     raw: int = 0
@@ -82,9 +85,6 @@ class WireBytes:
     gzip_http_cpu_s: float = 0.0  # CPU seconds to compress every request (best of three), level 9
     gzip_grpc_cpu_s: float = 0.0  # the same at level 6
     envelope: int = 0  # resource, scope and the framing around them, summed over requests
-    attributes: dict[str, AttributeBytes] = field(default_factory=dict)
-    fixed: dict[str, int] = field(default_factory=dict)  # span field (and "framing") -> bytes, summed over spans
-    by_type: dict[str, list[int]] = field(default_factory=dict)  # "LM" | "module" | "tool" -> [spans, bytes]
 
 
 def _span_type(span: Span) -> str:
