@@ -189,10 +189,6 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
-def _per_call(value: int, calls: int) -> str:
-    return f"{value / calls:,.0f}"
-
-
 def _change(before: float, after: float) -> str:
     return f"{before:,.0f} → {after:,.0f} ({(after - before) / before:+.0%})" if before else f"{after:,.0f}"
 
