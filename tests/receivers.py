@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -22,15 +24,29 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 
 class Received:
-    """Every request body a receiver got, as raw bytes."""
+    """Every request body a receiver got, as raw bytes, and the trace requests decoded."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.bodies: list[bytes] = []
+        self.requests: list[ExportTraceServiceRequest] = []
 
-    def add(self, body: bytes) -> None:
+    def add(self, body: bytes, request: ExportTraceServiceRequest | None = None) -> None:
         with self.lock:
             self.bodies.append(body)
+            if request is not None:
+                self.requests.append(request)
+
+
+def _decoded(path: str, encoding: str | None, body: bytes) -> ExportTraceServiceRequest | None:
+    """An OTLP/HTTP traces request body decoded (gzip or deflate undone), ``None`` for other paths."""
+    if path != "/v1/traces":
+        return None
+    if encoding == "gzip":
+        body = gzip.decompress(body)
+    elif encoding == "deflate":
+        body = zlib.decompress(body)
+    return ExportTraceServiceRequest.FromString(body)
 
 
 @contextmanager
@@ -40,7 +56,8 @@ def http_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            received.add(bytes(self.headers) + self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            received.add(bytes(self.headers) + body, _decoded(self.path, self.headers.get("Content-Encoding"), body))
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -64,7 +81,7 @@ def grpc_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
 
     class Service(trace_service_pb2_grpc.TraceServiceServicer):
         def Export(self, request: Any, context: Any) -> Any:
-            received.add(request.SerializeToString() + repr(context.invocation_metadata()).encode())
+            received.add(request.SerializeToString() + repr(context.invocation_metadata()).encode(), request)
             return trace_service_pb2.ExportTraceServiceResponse()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))

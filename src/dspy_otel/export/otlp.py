@@ -7,6 +7,10 @@ every one of them through its settings table instead, names a bad value in one
 line and replaces it, and hands the exporters only the checked values, so a
 typo in the environment never stops the program.
 
+With ``DSPY_OTEL_OTLP_ENCODER=dspy_otel`` (the default) they are the SDK's exporters sending
+dspy-otel's encoding of each batch (:mod:`~dspy_otel.export.encoded`); ``sdk`` builds the
+stock ones.
+
 At shutdown, :func:`give_up_where_refused` stops an exporter whose collector refuses
 connections from waiting out its retry back-off (1 s, 2 s, 4 s, ...), so the
 process exits at once instead of at the exit bound.
@@ -94,15 +98,20 @@ def _grpc(settings: Settings, bad_env: Mapping[str, str]) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.grpc import exporter as grpc_base
     from opentelemetry.exporter.otlp.proto.grpc import trace_exporter
 
+    exporter_class: type[SpanExporter] = trace_exporter.OTLPSpanExporter
+    if settings.otlp_encoder == "dspy_otel":
+        from dspy_otel.export.encoded_grpc import EncodedGrpcSpanExporter as exporter_class
     with without_rejected((trace_exporter, grpc_base), bad_env):  # they read some variables whatever they get
-        exporter: SpanExporter = trace_exporter.OTLPSpanExporter(**otlp_options(settings, "traces"))
-    return exporter
+        return exporter_class(**otlp_options(settings, "traces"))
 
 
 def _http(settings: Settings) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(**otlp_options(settings, "traces"))
+    exporter_class: type[SpanExporter] = OTLPSpanExporter
+    if settings.otlp_encoder == "dspy_otel":
+        from dspy_otel.export.encoded_http import EncodedHttpSpanExporter as exporter_class
+    return exporter_class(**otlp_options(settings, "traces"))
 
 
 @contextmanager
