@@ -30,13 +30,17 @@ def other_instrumentations(provider: TracerProvider, link_to: SpanContext | None
     """One trace as web instrumentations make it, next to DSPy's: a failed server span and an HTTP client span.
 
     Other scopes (names, versions, schema URLs), int, float, bool and list attributes, an exception
-    event, a link (to ``link_to``, else to a span of its own), an error status with a description.
+    event, a link (to ``link_to``, else to a warm-up span in a trace of its own), an error status with
+    a description.
     """
     server = provider.get_tracer(
         "opentelemetry.instrumentation.fastapi", "0.51b0", "https://opentelemetry.io/schemas/1.11.0"
     )
     client = provider.get_tracer("opentelemetry.instrumentation.httpx", "0.51b0")
-    linked = link_to or client.start_span("warm-up").get_span_context()
+    if link_to is None:
+        warm_up = client.start_span("warm-up", kind=SpanKind.CLIENT)
+        warm_up.end()
+        link_to = warm_up.get_span_context()
     with server.start_as_current_span(
         "GET /items/{item_id}",
         kind=SpanKind.SERVER,
@@ -53,7 +57,7 @@ def other_instrumentations(provider: TracerProvider, link_to: SpanContext | None
             "app.flags": [True, False],
             "app.note": "naïve café ✓ \U0001f600",
         },
-        links=[Link(linked, {"app.link.reason": "follows", "app.link.rank": 1})],
+        links=[Link(link_to, {"app.link.reason": "follows", "app.link.rank": 1})],
     ) as span:
         with client.start_as_current_span("GET", kind=SpanKind.CLIENT, attributes={"url.full": "http://127.0.0.1/x"}):
             pass
