@@ -213,3 +213,18 @@ def test_the_installed_exporters_have_the_parts_we_use() -> None:
     assert not encoded_http.sends_bytes(object())
     grpc_exporter.shutdown()
     http_exporter.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
+
+
+def test_grpc_channel_options_go_only_to_an_sdk_that_takes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
+
+    from dspy_otel.export.otlp import otlp_options
+
+    settings = resolve({"protocol": "grpc"}, {})
+    assert "channel_options" in otlp_options(settings, "traces")
+
+    def before_1_35(self: Any, endpoint: str | None = None, insecure: bool | None = None) -> None:
+        """The 1.30 signature, short: no channel_options."""
+
+    monkeypatch.setattr(OTLPExporterMixin, "__init__", before_1_35)
+    assert "channel_options" not in otlp_options(settings, "traces")

@@ -23,7 +23,7 @@ EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def has_channel(exporter: Any) -> bool:
-    """Whether ``exporter`` (an SDK gRPC span exporter) keeps the channel its stub is built on (1.36 and newer)."""
+    """Whether ``exporter`` (an SDK gRPC span exporter) keeps the channel its stub is built on (1.31 and newer)."""
     return isinstance(getattr(exporter, "_channel", None), grpc.Channel) and hasattr(exporter, "_client")
 
 
@@ -46,11 +46,11 @@ class EncodedGrpcSpanExporter(OTLPSpanExporter):
     """``OTLPSpanExporter`` (gRPC) sending :func:`dspy_otel.encoding.encode_spans`'s bytes.
 
     Takes the SDK exporter's arguments. An SDK exporter without a ``_channel`` to build the stub
-    on (older than 1.36) encodes with the SDK's encoder, and says so once at INFO.
+    on (older than 1.31) encodes with the SDK's encoder, and says so once at INFO.
     """
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.encodes = has_channel(self)
         if not self.encodes:
             say_sdk_path("opentelemetry-exporter-otlp-proto-grpc", "gRPC channel to send bytes on")

@@ -43,8 +43,8 @@ class EncodedHttpSpanExporter(OTLPSpanExporter):
     (older than 1.45) exports as it is, and says so once at INFO.
     """
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.encodes = sends_bytes(self)
         if not self.encodes:
             say_sdk_path("opentelemetry-exporter-otlp-proto-http", "HTTP client taking bytes")
