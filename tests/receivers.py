@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]  # no stubs
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -75,12 +77,20 @@ def http_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
 
 
 @contextmanager
-def grpc_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
-    """An OTLP/gRPC receiver on 127.0.0.1 (``port`` 0: any free one) that keeps every request's bytes."""
+def grpc_receiver(port: int = 0, *, unavailable: int = 0) -> Iterator[tuple[str, Received]]:
+    """An OTLP/gRPC receiver on 127.0.0.1 (``port`` 0: any free one) that keeps every request's bytes.
+
+    ``unavailable``: answer that many requests first with ``UNAVAILABLE`` (retry after 10 ms), keeping nothing.
+    """
     received = Received()
+    refusals = iter(range(unavailable))
 
     class Service(trace_service_pb2_grpc.TraceServiceServicer):
         def Export(self, request: Any, context: Any) -> Any:
+            if next(refusals, None) is not None:
+                retry = RetryInfo(retry_delay=Duration(nanos=10_000_000)).SerializeToString()
+                context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry),))
+                context.abort(grpc.StatusCode.UNAVAILABLE, "busy, try again")
             received.add(request.SerializeToString() + repr(context.invocation_metadata()).encode(), request)
             return trace_service_pb2.ExportTraceServiceResponse()
 

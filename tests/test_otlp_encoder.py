@@ -137,6 +137,34 @@ def test_a_batch_the_encoder_fails_on_goes_through_the_sdk_encoder_counted_and_n
     ]
 
 
+def test_a_retried_grpc_batch_is_encoded_once_and_sent_again_after_reconnecting(
+    spans: Sequence[ReadableSpan],
+    fallbacks: Callable[[], int],
+    encoder_calls: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reconnections = []
+    original: Any = EncodedGrpcSpanExporter._initialize_channel_and_stub
+
+    def reconnect(self: EncodedGrpcSpanExporter) -> None:
+        reconnections.append(self._stub)
+        original(self)
+
+    monkeypatch.setattr(EncodedGrpcSpanExporter, "_initialize_channel_and_stub", reconnect)
+    with grpc_receiver(unavailable=2) as (endpoint, received):
+        exporter = export_through("grpc", endpoint, [spans])
+    assert received.requests == [sdk_encode_spans(spans)]
+    assert encoder_calls == [len(spans)]
+    assert reconnections[1:] == [encoded_grpc.BytesTraceServiceStub], "the SDK reconnects once, with our stub"
+    assert isinstance(exporter, EncodedGrpcSpanExporter)
+    assert exporter._encoded is None, "the batch is not kept after its export"
+    monkeypatch.setattr(encoding, "encode_spans", lambda batch: 1 / 0)
+    with grpc_receiver(unavailable=2) as (endpoint, received):
+        export_through("grpc", endpoint, [spans])
+    assert received.requests == [sdk_encode_spans(spans)]
+    assert fallbacks() == len(spans), "a batch retried is counted once"
+
+
 def test_the_fallback_count_is_a_metric(
     traced: Callable[..., Traced], fallbacks: Callable[[], int], monkeypatch: pytest.MonkeyPatch
 ) -> None:

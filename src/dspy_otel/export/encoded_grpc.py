@@ -16,6 +16,7 @@ import grpc
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from dspy_otel.export.encoded import request_bytes, say_sdk_path
 
@@ -51,6 +52,7 @@ class EncodedGrpcSpanExporter(OTLPSpanExporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._encoded: tuple[Sequence[ReadableSpan], bytes] | None = None
         self.encodes = has_channel(self)
         if not self.encodes:
             say_sdk_path("opentelemetry-exporter-otlp-proto-grpc", "gRPC channel to send bytes on")
@@ -59,6 +61,18 @@ class EncodedGrpcSpanExporter(OTLPSpanExporter):
         self._stub = stub  # the SDK builds the stub from it again when it reconnects
         self._client = stub(self._channel)
 
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Send one batch, with the SDK's retries; encoded once however often it is sent."""
+        try:
+            return super().export(spans)
+        finally:
+            self._encoded = None  # no batch kept once exported
+
     def _translate_data(self, data: Sequence[ReadableSpan]) -> Any:
         """The request ``Export`` sends: bytes for the bytes stub, else the SDK's message."""
-        return request_bytes(data) if self.encodes else super()._translate_data(data)
+        if not self.encodes:
+            return super()._translate_data(data)
+        encoded = self._encoded
+        if encoded is None or encoded[0] is not data:  # the SDK calls again for each retry of the batch
+            encoded = self._encoded = (data, request_bytes(data))
+        return encoded[1]
