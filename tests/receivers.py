@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 import time
 import zlib
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,6 +25,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+# A self-signed certificate for 127.0.0.1 and localhost, valid until 2126, and its key, made with
+# openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 36500
+#   -subj "/CN=dspy-otel test receiver" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost"
+TLS_CERT = Path(__file__).parent / "data" / "tls" / "cert.pem"
+TLS_KEY = Path(__file__).parent / "data" / "tls" / "key.pem"
 
 
 class Received:
@@ -52,8 +60,11 @@ def _decoded(path: str, encoding: str | None, body: bytes) -> ExportTraceService
 
 
 @contextmanager
-def http_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
-    """An OTLP/HTTP receiver on 127.0.0.1 (``port`` 0: any free one) that keeps every request's raw bytes."""
+def http_receiver(port: int = 0, *, tls: bool = False) -> Iterator[tuple[str, Received]]:
+    """An OTLP/HTTP receiver on 127.0.0.1 (``port`` 0: any free one) that keeps every request's raw bytes.
+
+    ``tls``: HTTPS with :data:`TLS_CERT` (self-signed, for 127.0.0.1 and localhost).
+    """
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
@@ -68,19 +79,24 @@ def http_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(TLS_CERT, TLS_KEY)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}", received
     finally:
         server.shutdown()
         server.server_close()
 
 
 @contextmanager
-def grpc_receiver(port: int = 0, *, unavailable: int = 0) -> Iterator[tuple[str, Received]]:
+def grpc_receiver(port: int = 0, *, unavailable: int = 0, tls: bool = False) -> Iterator[tuple[str, Received]]:
     """An OTLP/gRPC receiver on 127.0.0.1 (``port`` 0: any free one) that keeps every request's bytes.
 
     ``unavailable``: answer that many requests first with ``UNAVAILABLE`` (retry after 10 ms), keeping nothing.
+    ``tls``: TLS with :data:`TLS_CERT` (self-signed, for 127.0.0.1 and localhost).
     """
     received = Received()
     refusals = iter(range(unavailable))
@@ -98,14 +114,18 @@ def grpc_receiver(port: int = 0, *, unavailable: int = 0) -> Iterator[tuple[str,
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)  # type: ignore[no-untyped-call]
     wanted = port
     for _ in range(50):  # a port just released can take a moment to bind again
-        port = server.add_insecure_port(f"127.0.0.1:{wanted}")
+        if tls:
+            credentials = grpc.ssl_server_credentials([(TLS_KEY.read_bytes(), TLS_CERT.read_bytes())])
+            port = server.add_secure_port(f"127.0.0.1:{wanted}", credentials)
+        else:
+            port = server.add_insecure_port(f"127.0.0.1:{wanted}")
         if port:
             break
         time.sleep(0.1)
     assert port, f"could not listen on 127.0.0.1:{wanted}"
     server.start()
     try:
-        yield f"http://127.0.0.1:{port}", received
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}", received
     finally:
         server.stop(None).wait()
 

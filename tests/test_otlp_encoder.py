@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 import dspy
@@ -27,7 +28,7 @@ from dspy_otel.export.encoded_http import EncodedHttpSpanExporter
 from dspy_otel.export.otlp import build_exporters
 from metric_points import points, total
 from programs import other_instrumentations
-from receivers import Received, grpc_receiver, http_receiver
+from receivers import TLS_CERT, Received, grpc_receiver, http_receiver
 
 PROTOCOLS = ["grpc", "http/protobuf"]
 OURS = {"grpc": EncodedGrpcSpanExporter, "http/protobuf": EncodedHttpSpanExporter}
@@ -256,3 +257,27 @@ def test_grpc_channel_options_go_only_to_an_sdk_that_takes_them(monkeypatch: pyt
 
     monkeypatch.setattr(OTLPExporterMixin, "__init__", before_1_35)
     assert "channel_options" not in otlp_options(settings, "traces")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_tls_headers_and_rejected_variables_work_as_with_the_sdk_exporters(
+    protocol: str, spans: Sequence[ReadableSpan], encoder_calls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gRPC reads its CA certificate from the environment; a timeout the settings table rejected is hidden from it
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", str(TLS_CERT))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # requests would prefer them to the exporter's certificate
+        monkeypatch.delenv(name, raising=False)
+    settings = resolve(
+        {"protocol": protocol, "otlp_headers": "x-tenant=acme%20corp", "otlp_certificate": str(TLS_CERT)}, {}
+    )
+    receiver_tls = grpc_receiver(tls=True) if protocol == "grpc" else http_receiver(tls=True)
+    with receiver_tls as (base, received):
+        endpoint = base if protocol == "grpc" else f"{base}/v1/traces"
+        (exporter,) = build_exporters(replace(settings, otlp_endpoint=endpoint), {"OTEL_EXPORTER_OTLP_TIMEOUT": "10s"})
+        assert type(exporter) is OURS[protocol]
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+    assert received_request(received) == sdk_encode_spans(spans)
+    assert encoder_calls == [len(spans)]
+    assert b"acme corp" in received.bodies[0]
