@@ -75,8 +75,11 @@ call that finds the queue full, and the memory a full queue holds
 Part 5 times dspy-otel's hooks for one workload call alone, per step, against
 running nothing (``_hooks_alone.py``): the objects of one real call replayed
 through the hooks, with no DSPy work in between. It resolves a few µs where
-part 1 resolves tens, with warm caches (a lower bound). ``--parts`` runs some
-parts only (``--parts 4``).
+part 1 resolves tens, with warm caches (a lower bound).
+
+Part 6 times OTLP encoding alone per span, dspy-otel's direct encoder against
+the SDK's, on batches of 512 real workload spans (``_encoding_cost.py``).
+``--parts`` runs some parts only (``--parts 4``).
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from _encoding_cost import part_six
 from _hooks_alone import NOTHING, capture, time_hooks
 from _metrics_cost import lm_calls_counted, metered, part_four
 from _null_exporter import NullExporter
@@ -326,18 +330,23 @@ def main() -> None:
     parser.add_argument("--metrics-calls", type=int, default=2000, help="calls per block of part 4")
     parser.add_argument("--hooks-rounds", type=int, default=60, help="rounds of part 5")
     parser.add_argument("--hooks-calls", type=int, default=2000, help="calls per block of part 5")
+    parser.add_argument("--encoding-rounds", type=int, default=40, help="rounds of part 6")
+    parser.add_argument("--encoding-calls", type=int, default=1024, help="workload calls whose spans part 6 encodes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffled orders")
-    parser.add_argument("--parts", default="1,2,3,4,5", help="the parts to run, e.g. 3,4")
+    parser.add_argument("--parts", default="1,2,3,4,5,6", help="the parts to run, e.g. 3,4")
     parser.add_argument(
         "--history-us", type=float, default=0.0, help="DSPy's history cost to compare with when part 1 does not run"
     )
     args = parser.parse_args()
     parts = {part.strip() for part in args.parts.split(",")}
     counts = (args.cycles, args.rounds, args.spans, args.tail_rounds, args.tail_traces, args.metrics_rounds)
-    if min(*counts, args.metrics_calls, args.hooks_rounds, args.hooks_calls) < 1:
-        parser.error("--cycles, --rounds, --spans, --tail-* and --metrics-* must be at least 1")
-    if not parts <= {"1", "2", "3", "4", "5"}:
-        parser.error("--parts takes numbers from 1 to 5, separated by commas")
+    more = (args.metrics_calls, args.hooks_rounds, args.hooks_calls, args.encoding_rounds, args.encoding_calls)
+    if min(*counts, *more) < 1:
+        parser.error(
+            "--cycles, --rounds, --spans and every --tail-*, --metrics-*, --hooks-*, --encoding-* count must be >= 1"
+        )
+    if not parts <= {"1", "2", "3", "4", "5", "6"}:
+        parser.error("--parts takes numbers from 1 to 6, separated by commas")
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     history_us = args.history_us
     if "1" in parts:
@@ -352,6 +361,9 @@ def main() -> None:
     if "5" in parts:
         with fake_server(sys.executable, ROOT / "src") as url:
             part_five(url, args.hooks_rounds, args.hooks_calls, args.seed, history_us)
+    if "6" in parts:
+        with fake_server(sys.executable, ROOT / "src") as url:
+            part_six(url, MODEL, args.encoding_rounds, args.encoding_calls, args.seed)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def stats() -> dict[str, int]:
     Keys (present once they are non-zero): ``tail_traces_kept``, ``tail_traces_dropped``,
     ``tail_traces_evicted`` (decided early because a bound was reached), ``tail_traces_timed_out``
     (decided after the decision wait because their root never ended), ``tail_spans_kept``,
-    ``tail_spans_dropped``, ``tail_late_spans_kept``, ``tail_late_spans_dropped``.
+    ``tail_spans_dropped``, ``tail_late_spans_kept``, ``tail_late_spans_dropped``,
+    ``encoding_attributes_dropped`` (attributes the OTLP encoder could not write and left out, as the SDK's does).
     """
     for source in list(_sources):
         source.publish_counts()

@@ -56,7 +56,14 @@ LM_KEYS = (
 )
 MAX_QUEUED = 10_000
 APPLY_EVERY_S = 1.0
-_SPAN_OUTCOMES = ("exported", "failed", "dropped_queue_full", "abandoned_at_exit", "unconfirmed_at_exit")
+_SPAN_OUTCOMES = (
+    "exported",
+    "failed",
+    "dropped_queue_full",
+    "abandoned_at_exit",
+    "unconfirmed_at_exit",
+    "encoder_fallback",
+)
 _TAIL_DECISIONS = ("kept", "dropped", "kept_by_head", "evicted", "timed_out", "flushed")
 
 
