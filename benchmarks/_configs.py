@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Venv = Literal["project", "peers"]
+Export = Literal["null", "http/protobuf", "grpc"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class BenchConfig:
         dspy_settings: Keyword arguments for ``dspy.configure`` (kind ``"dspy"``).
         otel_overrides: Keyword arguments for ``dspy_otel.configure`` (kind ``"dspy_otel"``).
         peer_module: Module that exposes ``DSPyInstrumentor`` (kind ``"peer"``).
+        export: Where the spans go: ``"null"``, the null exporter (counts spans, encodes nothing);
+            ``"http/protobuf"`` or ``"grpc"``, the real OTLP exporter of that protocol to the run's
+            receiver (``_receiver.py``): dspy-otel's own (``configure(exporter="otlp", protocol=...,
+            endpoint=...)``) or, for a peer, the SDK's ``OTLPSpanExporter``.
     """
 
     name: str
@@ -37,9 +42,29 @@ class BenchConfig:
     dspy_settings: tuple[tuple[str, bool], ...] = ()
     otel_overrides: tuple[tuple[str, str], ...] = ()
     peer_module: str = ""
+    export: Export = "null"
 
 
-_PRODUCTION_ALWAYS_ON = (("profile", "production"), ("sampler", "always_on"))
+_ALWAYS_ON = ("sampler", "always_on")
+_PRODUCTION_ALWAYS_ON = (("profile", "production"), _ALWAYS_ON)
+_SAMPLED_OUT = (("sampler", "parentbased_traceidratio"), ("sampler_arg", "0"))
+_GENAI_DSPY = "opentelemetry.instrumentation.genai.dspy"
+_OPENINFERENCE = "openinference.instrumentation.dspy"
+_FULL, _COMPACT = "dspy-otel production, every span sampled", "dspy-otel production, `spans=compact`"
+_OUT = "dspy-otel production, sampled out (`sampler_arg=0`)"
+
+
+def _otel_otlp(name: str, export: Export, label: str, *overrides: tuple[str, str]) -> BenchConfig:
+    """dspy-otel, production profile plus ``overrides``, exporting over OTLP ``export``; no metrics, as the peers."""
+    settings = (("profile", "production"), ("metrics_exporter", "none"), *overrides)
+    return BenchConfig(name, f"{label}, OTLP {export}", "project", "dspy_otel", otel_overrides=settings, export=export)
+
+
+def _peer(name: str, label: str, module: str, export: Export = "null") -> BenchConfig:
+    """A peer instrumentation on an SDK provider whose batch processor exports to ``export``."""
+    suffix = "" if export == "null" else f", OTLP {export}"
+    return BenchConfig(name, label + suffix, "peers", "peer", peer_module=module, export=export)
+
 
 CONFIGS: tuple[BenchConfig, ...] = (
     BenchConfig("defaults", "no tracing (DSPy defaults)", "project", "dspy"),
@@ -79,21 +104,26 @@ CONFIGS: tuple[BenchConfig, ...] = (
         # no sampler: with tail policies and no head sampler chosen, the head keeps nothing and the tail decides
         otel_overrides=(("profile", "production"), ("tail_policies", "errors,ratio:0.05")),
     ),
-    BenchConfig(
-        "genai-dspy",
-        "opentelemetry-instrumentation-genai-dspy",
-        "peers",
-        "peer",
-        peer_module="opentelemetry.instrumentation.genai.dspy",
-    ),
-    BenchConfig(
-        "openinference",
-        "openinference-instrumentation-dspy",
-        "peers",
-        "peer",
-        peer_module="openinference.instrumentation.dspy",
-    ),
+    _peer("genai-dspy", "opentelemetry-instrumentation-genai-dspy", _GENAI_DSPY),
+    _peer("openinference", "openinference-instrumentation-dspy", _OPENINFERENCE),
+    # the real export path (run.py --real-path): OTLP to a receiver that accepts and discards
+    _otel_otlp("otel-http", "http/protobuf", _FULL, _ALWAYS_ON),
+    _otel_otlp("otel-http-compact", "http/protobuf", _COMPACT, _ALWAYS_ON, ("spans", "compact")),
+    _otel_otlp("otel-http-sampled-out", "http/protobuf", _OUT, *_SAMPLED_OUT),
+    _peer("genai-dspy-http", "opentelemetry-instrumentation-genai-dspy", _GENAI_DSPY, "http/protobuf"),
+    _peer("openinference-http", "openinference-instrumentation-dspy", _OPENINFERENCE, "http/protobuf"),
+    _otel_otlp("otel-grpc", "grpc", _FULL, _ALWAYS_ON),
+    _otel_otlp("otel-grpc-compact", "grpc", _COMPACT, _ALWAYS_ON, ("spans", "compact")),
+    _otel_otlp("otel-grpc-sampled-out", "grpc", _OUT, *_SAMPLED_OUT),
+    _peer("genai-dspy-grpc", "opentelemetry-instrumentation-genai-dspy", _GENAI_DSPY, "grpc"),
+    _peer("openinference-grpc", "openinference-instrumentation-dspy", _OPENINFERENCE, "grpc"),
 )
 
 BY_NAME: dict[str, BenchConfig] = {c.name: c for c in CONFIGS}
 BASELINE = CONFIGS[0].name
+REFERENCES = tuple(c.name for c in CONFIGS if c.kind == "dspy")
+"""DSPy alone: the rows every table is compared with."""
+NULL_EXPORT = tuple(c.name for c in CONFIGS if c.export == "null")
+"""What ``run.py`` measures by default: the references and every configuration exporting to the null exporter."""
+REAL_PATH = REFERENCES + tuple(c.name for c in CONFIGS if c.export != "null")
+"""What ``run.py --real-path`` measures: the references and every configuration exporting over OTLP."""

@@ -43,7 +43,6 @@ from dspy_otel.metrics.instruments import MAX_QUEUED, Instruments
 REQUEST_KEYS = (
     "gen_ai.operation.name",
     "gen_ai.request.model",
-    "dspy.lm.class",
     "gen_ai.provider.name",
     "server.address",
     "server.port",

@@ -21,11 +21,9 @@ LM_NAME = "chat fake-model"
 LM_ATTRIBUTES: dict[str, str | int | bool | tuple[str, ...]] = {  # as recorded for one workload call
     "gen_ai.operation.name": "chat",
     "gen_ai.request.model": "fake-model",
-    "dspy.lm.class": "LM",
     "gen_ai.provider.name": "openai",
     "server.address": "127.0.0.1",
     "server.port": 45163,
-    "dspy.lm.cache_hit": False,
     "gen_ai.response.id": "chatcmpl-fake-1",
     "gen_ai.response.finish_reasons": ("stop",),
     "gen_ai.response.model": "fake-model-2025-01-01",

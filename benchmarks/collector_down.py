@@ -32,17 +32,12 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
-from concurrent import futures
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-import grpc
-
+from _receiver import serving
 from run import ROOT, fake_server
 
 SCENARIOS = (
@@ -55,45 +50,12 @@ SCENARIOS = (
 )
 
 
-class _Accept(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _AcceptAllRpcs(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc is untyped
-    """Answers every unary call (traces, metrics) with an empty message: a successful OTLP export response."""
-
-    def service(self, handler_call_details: Any) -> Any:
-        return grpc.unary_unary_rpc_method_handler(lambda request, context: b"")
-
-
 @contextmanager
 def collector(kind: str, protocol: str) -> Iterator[int]:
     """A port on 127.0.0.1 that accepts OTLP, refuses connections, or accepts and never answers."""
-    if kind == "up" and protocol == "grpc":
-        grpc_server = grpc.server(futures.ThreadPoolExecutor(4), handlers=[_AcceptAllRpcs()])
-        grpc_port = grpc_server.add_insecure_port("127.0.0.1:0")
-        grpc_server.start()
-        try:
-            yield grpc_port
-        finally:
-            grpc_server.stop(None)
-        return
     if kind == "up":
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            yield server.server_address[1]
-        finally:
-            server.shutdown()
-            server.server_close()
+        with serving() as (http_port, grpc_port, _):
+            yield grpc_port if protocol == "grpc" else http_port
         return
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -4,6 +4,7 @@ One command (standard library only; any Python 3.10+ can run it)::
 
     python benchmarks/run.py                 # quick: 2,000 calls per process
     python benchmarks/run.py --calls 20000   # the numbers of docs/benchmarks.md
+    python benchmarks/run.py --real-path     # spans over OTLP (HTTP and gRPC) to a local receiver
 
 Each configuration (see ``_configs.py``) runs in its own process, in rounds
 that alternate the configurations (the order rotates every round); the table
@@ -13,7 +14,8 @@ kept out of the timing rounds). The peers run in their own venv,
 ``benchmarks/.venv-peers``, created and filled from ``requirements-peers.txt``
 on first use; the other configurations run with the project interpreter
 (``.venv/bin/python`` when it exists) and ``src/`` on the path. A fake
-OpenAI-compatible server runs in one more process for the whole run.
+OpenAI-compatible server and an OTLP receiver that accepts and discards
+(``_receiver.py``) run in two more processes for the whole run.
 
 The table is printed (markdown) and written to ``--output``.
 """
@@ -38,7 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from _configs import BASELINE, BY_NAME, CONFIGS, BenchConfig
+from _configs import BASELINE, BY_NAME, CONFIGS, NULL_EXPORT, REAL_PATH, BenchConfig
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -107,21 +109,34 @@ def worker_env(config: BenchConfig, src: Path) -> dict[str, str]:
 
 
 @contextmanager
-def fake_server(python: str, src: Path) -> Iterator[str]:
-    """Run ``_server.py`` in its own process; yields its base URL."""
+def helper_process(python: str, src: Path, *args: str) -> Iterator[str]:
+    """Run ``args`` (a script of ``benchmarks/`` and its arguments) in its own process until the block ends.
+
+    The script prints one line once it serves and serves until its standard input closes.
+
+    Yields:
+        That line.
+    """
     env = {**os.environ, "PYTHONPATH": str(src)}
-    command = [python, str(BENCH / "_server.py"), str(ANSWER_SIZE)]
+    command = [python, str(BENCH / args[0]), *args[1:]]
     with subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdin is not None
         assert proc.stdout is not None
         try:
-            url = proc.stdout.readline().strip()
-            if not url:
-                raise RuntimeError("the fake server did not start (see its error output above)")
-            yield url
+            line = proc.stdout.readline().strip()
+            if not line:
+                raise RuntimeError(f"{args[0]} did not start (see its error output above)")
+            yield line
         finally:
             proc.stdin.close()
             proc.wait(timeout=30)
+
+
+@contextmanager
+def fake_server(python: str, src: Path) -> Iterator[str]:
+    """Run ``_server.py`` in its own process; yields its base URL."""
+    with helper_process(python, src, "_server.py", str(ANSWER_SIZE)) as url:
+        yield url
 
 
 @dataclass(frozen=True)
@@ -131,12 +146,14 @@ class Runner:
     pythons: dict[str, str]
     src: Path
     url: str
+    receiver: str
     args: argparse.Namespace
 
     def worker(self, config: BenchConfig, traced: bool) -> Any:
         """Run one worker process; returns its JSON result or raises with its last error line."""
         command = [self.pythons[config.venv], str(BENCH / "_workload.py"), "--config", config.name]
-        command += ["--base-url", self.url, "--calls", str(self.args.calls), "--warmup", str(self.args.warmup)]
+        command += ["--base-url", self.url, "--receiver", self.receiver]
+        command += ["--calls", str(self.args.calls), "--warmup", str(self.args.warmup)]
         if traced:
             command.append("--tracemalloc")
         proc = subprocess.run(command, env=worker_env(config, self.src), capture_output=True, text=True, check=False)
@@ -178,8 +195,9 @@ def measure(
 ) -> dict[str, Measurements]:
     """Timing rounds (order rotated each round), then one tracemalloc run per configuration."""
     results = {c.name: Measurements() for c in configs}
-    with fake_server(pythons["project"], src) as url:
-        runner = Runner(pythons, src, url, args)
+    with fake_server(pythons["project"], src) as url, helper_process(pythons["project"], src, "_receiver.py") as ports:
+        receiver = json.loads(ports)
+        runner = Runner(pythons, src, url, f"{receiver['http']},{receiver['grpc']}", args)
         for number in range(args.rounds):
             shift = number % len(configs)
             for config in configs[shift:] + configs[:shift]:
@@ -215,15 +233,16 @@ def table(configs: list[BenchConfig], results: dict[str, Measurements]) -> str:
     wall_base = reference(results, BASELINE, "us_per_call")
     cpu_base = reference(results, BASELINE, "cpu_us_per_call")
     cpu_second = reference(results, SECOND_REFERENCE, "cpu_us_per_call")
+    otlp = any(c.export != "null" for c in configs)  # then the receiver's bytes per call too
     rows = [
         "| Configuration | wall µs/call | wall vs defaults | CPU µs/call | CPU vs defaults "
-        "| CPU vs `disable_history` | tracemalloc growth | RSS growth | spans/call |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| CPU vs `disable_history` | tracemalloc growth | RSS growth | spans/call |" + (" OTLP bytes/call |" * otlp),
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" * otlp),
     ]
     for config in configs:
         m = results[config.name]
         if not m.rounds:
-            rows.append(f"| {config.label} | failed: {m.error} |" + " |" * 7)
+            rows.append(f"| {config.label} | failed: {m.error} |" + " |" * (7 + otlp))
             continue
         wall = median_of(m, "us_per_call")
         cpu = median_of(m, "cpu_us_per_call")
@@ -239,6 +258,9 @@ def table(configs: list[BenchConfig], results: dict[str, Measurements]) -> str:
             mib(median_of(m, "rss_growth")),
             "-" if spans is None else f"{spans:.3g}",
         ]
+        if otlp:
+            sent = median_of(m, "bytes_per_call")
+            cells.append("-" if sent is None else f"{sent:,.0f}")
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -267,7 +289,8 @@ def header(
             f"{os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
             f"Python {platform.python_version()}",
             f"- {args.calls:,} measured calls per process after {args.warmup} warm-up calls; "
-            f"{args.rounds} alternating rounds (medians) + one tracemalloc run per configuration; "
+            f"{args.rounds} alternating rounds (medians)"
+            f"{'' if args.no_tracemalloc else ' + one tracemalloc run per configuration'}; "
             f"total run time {seconds / 60:.1f} min; load average (1, 5, 15 min) "
             f"{load_before} before, {load_average()} after",
             f"- {listed}",
@@ -286,8 +309,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured calls before measuring")
     parser.add_argument(
         "--configs",
-        default=",".join(c.name for c in CONFIGS),
-        help="comma-separated subset of: " + ", ".join(c.name for c in CONFIGS),
+        help="comma-separated subset of: " + ", ".join(c.name for c in CONFIGS) + " (default: the null-exporter "
+        f"table, {','.join(NULL_EXPORT)})",
+    )
+    parser.add_argument(
+        "--real-path",
+        action="store_true",
+        help=f"measure the configurations exporting over OTLP and the references ({','.join(REAL_PATH)})",
     )
     default_python = venv_python(ROOT / ".venv")
     parser.add_argument(
@@ -296,8 +324,13 @@ def parse_args() -> argparse.Namespace:
         help="interpreter with dspy and the project's dependencies (default: .venv/bin/python)",
     )
     parser.add_argument("--no-tracemalloc", action="store_true", help="skip the tracemalloc runs")
-    parser.add_argument("--output", type=Path, help="markdown file (default: benchmarks/results/calls-N.md)")
+    parser.add_argument(
+        "--output", type=Path, help="markdown file (default: benchmarks/results/calls-N.md, calls-N-real-path.md)"
+    )
     args = parser.parse_args()
+    if args.configs and args.real_path:
+        parser.error("--configs and --real-path choose the configurations both: give one of them")
+    args.configs = args.configs or ",".join(REAL_PATH if args.real_path else NULL_EXPORT)
     unknown = [name for name in args.configs.split(",") if name not in BY_NAME]
     if unknown:
         parser.error(f"unknown configuration(s) {', '.join(unknown)}")
@@ -319,7 +352,7 @@ def main() -> None:
         results = measure(configs, pythons, src, args)
     seconds = time.perf_counter() - started
     text = f"{header(results, args, seconds, commit, load_before)}\n\n{table(configs, results)}\n"
-    output: Path = args.output or BENCH / "results" / f"calls-{args.calls}.md"
+    output: Path = args.output or BENCH / "results" / f"calls-{args.calls}{'-real-path' * args.real_path}.md"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     print(text)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
+import ssl
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]  # no stubs
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -20,27 +26,51 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+# A self-signed certificate for 127.0.0.1 and localhost, valid until 2126, and its key, made with
+# openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 36500
+#   -subj "/CN=dspy-otel test receiver" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost"
+TLS_CERT = Path(__file__).parent / "data" / "tls" / "cert.pem"
+TLS_KEY = Path(__file__).parent / "data" / "tls" / "key.pem"
+
 
 class Received:
-    """Every request body a receiver got, as raw bytes."""
+    """Every request body a receiver got, as raw bytes, and the trace requests decoded."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.bodies: list[bytes] = []
+        self.requests: list[ExportTraceServiceRequest] = []
 
-    def add(self, body: bytes) -> None:
+    def add(self, body: bytes, request: ExportTraceServiceRequest | None = None) -> None:
         with self.lock:
             self.bodies.append(body)
+            if request is not None:
+                self.requests.append(request)
+
+
+def _decoded(path: str, encoding: str | None, body: bytes) -> ExportTraceServiceRequest | None:
+    """An OTLP/HTTP traces request body decoded (gzip or deflate undone), ``None`` for other paths."""
+    if path != "/v1/traces":
+        return None
+    if encoding == "gzip":
+        body = gzip.decompress(body)
+    elif encoding == "deflate":
+        body = zlib.decompress(body)
+    return ExportTraceServiceRequest.FromString(body)
 
 
 @contextmanager
-def http_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
-    """An OTLP/HTTP receiver on 127.0.0.1 (``port`` 0: any free one) that keeps every request's raw bytes."""
+def http_receiver(port: int = 0, *, tls: bool = False) -> Iterator[tuple[str, Received]]:
+    """An OTLP/HTTP receiver on 127.0.0.1 (``port`` 0: any free one) that keeps every request's raw bytes.
+
+    ``tls``: HTTPS with :data:`TLS_CERT` (self-signed, for 127.0.0.1 and localhost).
+    """
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            received.add(bytes(self.headers) + self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            received.add(bytes(self.headers) + body, _decoded(self.path, self.headers.get("Content-Encoding"), body))
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -49,36 +79,53 @@ def http_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(TLS_CERT, TLS_KEY)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}", received
     finally:
         server.shutdown()
         server.server_close()
 
 
 @contextmanager
-def grpc_receiver(port: int = 0) -> Iterator[tuple[str, Received]]:
-    """An OTLP/gRPC receiver on 127.0.0.1 (``port`` 0: any free one) that keeps every request's bytes."""
+def grpc_receiver(port: int = 0, *, unavailable: int = 0, tls: bool = False) -> Iterator[tuple[str, Received]]:
+    """An OTLP/gRPC receiver on 127.0.0.1 (``port`` 0: any free one) that keeps every request's bytes.
+
+    ``unavailable``: answer that many requests first with ``UNAVAILABLE`` (retry after 10 ms), keeping nothing.
+    ``tls``: TLS with :data:`TLS_CERT` (self-signed, for 127.0.0.1 and localhost).
+    """
     received = Received()
+    refusals = iter(range(unavailable))
 
     class Service(trace_service_pb2_grpc.TraceServiceServicer):
         def Export(self, request: Any, context: Any) -> Any:
-            received.add(request.SerializeToString() + repr(context.invocation_metadata()).encode())
+            if next(refusals, None) is not None:
+                retry = RetryInfo(retry_delay=Duration(nanos=10_000_000)).SerializeToString()
+                context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry),))
+                context.abort(grpc.StatusCode.UNAVAILABLE, "busy, try again")
+            received.add(request.SerializeToString() + repr(context.invocation_metadata()).encode(), request)
             return trace_service_pb2.ExportTraceServiceResponse()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)  # type: ignore[no-untyped-call]
     wanted = port
     for _ in range(50):  # a port just released can take a moment to bind again
-        port = server.add_insecure_port(f"127.0.0.1:{wanted}")
+        if tls:
+            credentials = grpc.ssl_server_credentials([(TLS_KEY.read_bytes(), TLS_CERT.read_bytes())])
+            port = server.add_secure_port(f"127.0.0.1:{wanted}", credentials)
+        else:
+            port = server.add_insecure_port(f"127.0.0.1:{wanted}")
         if port:
             break
         time.sleep(0.1)
     assert port, f"could not listen on 127.0.0.1:{wanted}"
     server.start()
     try:
-        yield f"http://127.0.0.1:{port}", received
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}", received
     finally:
         server.stop(None).wait()
 

@@ -86,11 +86,24 @@ def test_bad_env_value_logs_one_clear_line_and_falls_back(caplog: pytest.LogCapt
         ({"capture_content": "maybe"}, "allowed: true, false, NO_CONTENT"),
         ({"profile": ["production"]}, "give a string or a number"),
         ({"windw": 3}, "unknown setting(s) windw"),
+        ({"otlp_encoder": "fast"}, "otlp_encoder='fast' is not valid; allowed: dspy_otel, sdk"),
     ],
 )
 def test_bad_arguments_raise_value_error(overrides: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValueError, match=re.escape(fragment)):
         resolve(overrides, {})
+
+
+def test_a_bad_encoder_in_the_environment_is_named_and_dspy_otel_encodes(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="dspy_otel"):
+        settings = resolve({}, {"DSPY_OTEL_OTLP_ENCODER": "protobuf"})
+    assert settings.otlp_encoder == "dspy_otel"
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "dspy-otel: ignoring DSPY_OTEL_OTLP_ENCODER='protobuf' (allowed: dspy_otel, sdk); "
+        "using dspy_otel from the default"
+    )
+    assert resolve({}, {"DSPY_OTEL_OTLP_ENCODER": " SDK "}).otlp_encoder == "sdk"
 
 
 def test_problems_lists_every_bad_env_value() -> None:

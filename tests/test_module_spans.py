@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dspy
+import pytest
 
 import dspy_otel
 from conftest import CANARY_KEY, Traced
@@ -65,15 +66,25 @@ def test_the_name_is_worked_out_once_per_instance(traced: Callable[..., Traced],
     assert len(t.named("Predict triage.reply")) == 5
 
 
-def test_module_inputs_and_outputs_with_content_capture(traced: Callable[..., Traced], lm: Any) -> None:
-    t = traced(capture_content="SPAN_ONLY", redact=lambda text: text.replace("late", "<redacted>"))
+@pytest.mark.parametrize(
+    ("semconv", "inputs", "outputs"),
+    [("genai", INPUTS, OUTPUTS), ("genai,openinference", "input.value", "output.value")],
+)
+def test_module_inputs_and_outputs_with_content_capture(
+    traced: Callable[..., Traced], lm: Any, semconv: str, inputs: str, outputs: str
+) -> None:
+    t = traced(capture_content="SPAN_ONLY", semconv=semconv, redact=lambda text: text.replace("late", "<redacted>"))
     Triage()(ticket=f"my order is late, key {CANARY_KEY}")
     (root,) = t.named("Triage")
     attributes = root.attributes or {}
-    assert json.loads(str(attributes[INPUTS])) == {"ticket": "my order is <redacted>, key [REDACTED]"}
-    assert set(json.loads(str(attributes[OUTPUTS]))) == {"answer"}
+    assert json.loads(str(attributes[inputs])) == {"ticket": "my order is <redacted>, key [REDACTED]"}
+    assert set(json.loads(str(attributes[outputs]))) == {"answer"}
     (reply,) = t.named("Predict reply")
-    assert "label" in json.loads(str((reply.attributes or {})[INPUTS]))
+    assert "label" in json.loads(str((reply.attributes or {})[inputs]))
+    for span in t.spans():  # once per span: under OpenInference's keys or under dspy's, never both
+        keys = set(span.attributes or {})
+        assert not {INPUTS, "input.value"} <= keys
+        assert not {OUTPUTS, "output.value"} <= keys
 
 
 def test_debug_captures_module_content_too(traced: Callable[..., Traced], lm: Any) -> None:
@@ -81,4 +92,4 @@ def test_debug_captures_module_content_too(traced: Callable[..., Traced], lm: An
     with dspy_otel.debug():
         Triage()(ticket="debug me")
     (root,) = t.named("Triage")
-    assert "debug me" in str((root.attributes or {})[INPUTS])
+    assert "debug me" in str((root.attributes or {})["input.value"])

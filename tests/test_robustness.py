@@ -20,7 +20,7 @@ from opentelemetry.trace import StatusCode
 
 import dspy_otel
 from conftest import CANARY_KEY, Traced, parent_id
-from dspy_otel._attributes import COST
+from dspy_otel._attributes import USAGE_COST
 from dspy_otel._fake_lm import FakeOpenAIServer
 from dspy_otel.instrumentation import _failures, _lm
 
@@ -73,7 +73,7 @@ def test_lm_error_is_recorded_and_reraised_unchanged(traced: Callable[..., Trace
     assert type(caught.value) is dspy.LMServerError
     (span,) = t.named(LM_SPAN)
     assert_error_span(span, dspy.LMServerError)
-    assert not {gen_ai.GEN_AI_USAGE_INPUT_TOKENS, COST} & set(span.attributes or {})
+    assert not {gen_ai.GEN_AI_USAGE_INPUT_TOKENS, USAGE_COST} & set(span.attributes or {})
     (cot,) = t.named("ChainOfThought")
     assert_error_span(cot, dspy.LMServerError)
     assert parent_id(span) == cot.context.span_id

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
-from dspy_otel._attributes import COST
+from dspy_otel._attributes import USAGE_COST
 from dspy_otel.sampling.policies import TraceView, names, parse_policies, register
 from dspy_otel.sampling.policies.errors import parse as parse_errors
 
@@ -59,8 +59,8 @@ USAGE = {gen_ai.GEN_AI_USAGE_INPUT_TOKENS: 300, gen_ai.GEN_AI_USAGE_OUTPUT_TOKEN
         ("attribute:dspy.lm.cache_hit=true", view(span({"dspy.lm.cache_hit": True})), True),
         ("tokens:1000", view(span(USAGE), span(USAGE)), True),
         ("tokens:1001", view(span(USAGE), span(USAGE)), False),
-        ("cost:0.05", view(span({COST: 0.03}), span({COST: 0.02})), True),
-        ("cost:0.06", view(span({COST: 0.03}), span({COST: 0.02})), False),
+        ("cost:0.05", view(span({USAGE_COST: 0.03}), span({USAGE_COST: 0.02})), True),
+        ("cost:0.06", view(span({USAGE_COST: 0.03}), span({USAGE_COST: 0.02})), False),
     ],
 )
 def test_policy_decides(spec: str, trace: TraceView, kept: bool) -> None:

@@ -284,16 +284,20 @@ def spy_on_retries(exporter: Any) -> SpyEvent:
     return spy
 
 
+@pytest.mark.parametrize("encoder", ["dspy_otel", "sdk"])
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-def test_an_export_at_shutdown_gives_up_at_once_when_nothing_listens(protocol: str) -> None:
+def test_an_export_at_shutdown_gives_up_at_once_when_nothing_listens(protocol: str, encoder: str) -> None:
     before = dspy_otel.stats()
     provider = dspy_otel.configure(
         otlp_endpoint=f"http://127.0.0.1:{closed_port()}",
         protocol=protocol,
+        otlp_encoder=encoder,
         metrics_exporter="none",
         exit_timeout_ms=120_000,  # the bound is not what ends the export here
     )
-    spy = spy_on_retries(_setup._batches[0].span_exporter.inner)
+    exporter = _setup._batches[0].span_exporter.inner
+    assert (type(exporter).__module__.startswith("dspy_otel.")) is (encoder == "dspy_otel")
+    spy = spy_on_retries(exporter)
     for _ in range(7):
         provider.get_tracer("t").start_span("s").end()
     dspy_otel.shutdown()

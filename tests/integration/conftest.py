@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -139,16 +141,28 @@ def run_dspy(fake_lm: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> RunD
     """``run_dspy(endpoint, protocol, service, plain=, failed=, slow=)`` runs ChainOfThought, exporting over OTLP.
 
     dspy-otel is configured from the standard ``OTEL_*`` variables, with content
-    capture on; a second span processor keeps an in-memory copy of every span so
-    the test knows what was sent. Returns after ``dspy_otel.shutdown()`` flushed.
+    capture on (``settings``: more ``configure()`` arguments); a second span processor
+    keeps an in-memory copy of every span so the test knows what was sent. ``also``
+    makes more spans on the provider after the program. Returns after
+    ``dspy_otel.shutdown()`` flushed.
     """
     import dspy
 
-    def run(endpoint: str, protocol: str, service: str, *, plain: int = 0, failed: int = 0, slow: int = 0) -> Sent:
+    def run(
+        endpoint: str,
+        protocol: str,
+        service: str,
+        *,
+        plain: int = 0,
+        failed: int = 0,
+        slow: int = 0,
+        also: Callable[[TracerProvider], None] | None = None,
+        **settings: Any,
+    ) -> Sent:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
         monkeypatch.setenv("OTEL_SERVICE_NAME", service)
-        provider = dspy_otel.configure(capture_content="SPAN_ONLY")
+        provider = dspy_otel.configure(capture_content="SPAN_ONLY", **settings)
         memory = InMemorySpanExporter()
         provider.add_span_processor(SimpleSpanProcessor(memory))
         lm = dspy.LM("openai/gpt-4o-mini", api_base=fake_lm.base_url, api_key="x", cache=False, num_retries=0)
@@ -169,6 +183,8 @@ def run_dspy(fake_lm: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> RunD
                     root = memory.get_finished_spans()[-1]  # the root span ends last
                     assert root.parent is None
                     kind.append(format(root.context.trace_id, "032x"))
+        if also is not None:
+            also(provider)
         dspy_otel.shutdown()
         for span in memory.get_finished_spans():
             sent.spans.setdefault(format(span.context.trace_id, "032x"), {})[format(span.context.span_id, "016x")] = (

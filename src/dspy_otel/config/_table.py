@@ -32,6 +32,7 @@ CONTENT_MODES = ("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT")
 _CONTENT_ALIASES = {"TRUE": "SPAN_ONLY", "FALSE": "NO_CONTENT"}
 EXPORTERS = ("otlp", "console", "none")
 SEMCONV = ("genai", "openinference")
+ENCODERS = ("dspy_otel", "sdk")
 _OTLP = "OTEL_EXPORTER_OTLP_"
 
 
@@ -266,6 +267,15 @@ TABLE: tuple[Setting, ...] = (
         f"Client certificate file for mTLS ({_OTLP}CLIENT_CERTIFICATE is read too).",
     ),
     Setting(
+        "otlp_encoder",
+        "DSPY_OTEL_OTLP_ENCODER",
+        choice(ENCODERS),
+        "dspy_otel",
+        "How OTLP requests are encoded: dspy_otel (dspy-otel's encoder: the same request for a fraction of the "
+        "CPU; a batch it fails on goes through the SDK's encoder, counted in dspy_otel.stats()) | sdk (the "
+        "OpenTelemetry SDK's encoder, as in the stock exporters).",
+    ),
+    Setting(
         "bsp_max_queue_size",
         "OTEL_BSP_MAX_QUEUE_SIZE",
         int_at_least(1),
@@ -404,6 +414,7 @@ class Settings:
     otlp_certificate: str | None
     otlp_client_key: str | None
     otlp_client_certificate: str | None
+    otlp_encoder: str
     bsp_max_queue_size: int
     bsp_max_export_batch_size: int
     bsp_schedule_delay_ms: int

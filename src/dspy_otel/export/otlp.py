@@ -7,6 +7,10 @@ every one of them through its settings table instead, names a bad value in one
 line and replaces it, and hands the exporters only the checked values, so a
 typo in the environment never stops the program.
 
+With ``DSPY_OTEL_OTLP_ENCODER=dspy_otel`` (the default) they are the SDK's exporters sending
+dspy-otel's encoding of each batch (:mod:`~dspy_otel.export.encoded`); ``sdk`` builds the
+stock ones.
+
 At shutdown, :func:`give_up_where_refused` stops an exporter whose collector refuses
 connections from waiting out its retry back-off (1 s, 2 s, 4 s, ...), so the
 process exits at once instead of at the exit bound.
@@ -14,6 +18,7 @@ process exits at once instead of at the exit bound.
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import sys
@@ -61,17 +66,20 @@ def otlp_options(settings: Settings, signal: str) -> dict[str, Any]:
     }
     if settings.protocol == "grpc":
         from grpc import Compression
+        from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
 
         compressions = {"gzip": Compression.Gzip, "deflate": Compression.Deflate}
-        return {
+        options = {
             **options,
             "endpoint": endpoint,
             "insecure": settings.otlp_insecure,
             "compression": compressions.get(settings.otlp_compression, Compression.NoCompression),
+        }
+        if "channel_options" in inspect.signature(OTLPExporterMixin.__init__).parameters:  # 1.35 and newer
             # gRPC waits up to 2 minutes between reconnections by default: after a collector restart,
             # export should resume within seconds
-            "channel_options": (("grpc.max_reconnect_backoff_ms", _MAX_RECONNECT_BACKOFF_MS),),
-        }
+            options["channel_options"] = (("grpc.max_reconnect_backoff_ms", _MAX_RECONNECT_BACKOFF_MS),)
+        return options
     from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 
     if not endpoint:
@@ -94,15 +102,20 @@ def _grpc(settings: Settings, bad_env: Mapping[str, str]) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.grpc import exporter as grpc_base
     from opentelemetry.exporter.otlp.proto.grpc import trace_exporter
 
+    exporter_class: type[SpanExporter] = trace_exporter.OTLPSpanExporter
+    if settings.otlp_encoder == "dspy_otel":
+        from dspy_otel.export.encoded_grpc import EncodedGrpcSpanExporter as exporter_class
     with without_rejected((trace_exporter, grpc_base), bad_env):  # they read some variables whatever they get
-        exporter: SpanExporter = trace_exporter.OTLPSpanExporter(**otlp_options(settings, "traces"))
-    return exporter
+        return exporter_class(**otlp_options(settings, "traces"))
 
 
 def _http(settings: Settings) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(**otlp_options(settings, "traces"))
+    exporter_class: type[SpanExporter] = OTLPSpanExporter
+    if settings.otlp_encoder == "dspy_otel":
+        from dspy_otel.export.encoded_http import EncodedHttpSpanExporter as exporter_class
+    return exporter_class(**otlp_options(settings, "traces"))
 
 
 @contextmanager

@@ -125,8 +125,8 @@ class SpanHooks:
             if self._openinference:
                 attributes[_kinds.SPAN_KIND] = "AGENT" if is_agent else "CHAIN"
             if capture:
-                inputs = attributes[_modules.INPUTS] = self._content.module_json(kwargs)
-                self._add_value(attributes, _kinds.INPUT_VALUE, inputs, _kinds.JSON)
+                inputs = self._content.module_json(kwargs)
+                self._add_value(attributes, _kinds.INPUT_VALUE, inputs, _kinds.JSON, instead=_modules.INPUTS)
             values[_totals.CURRENT] = totals = Totals()
             handle = open_span(self._tracer, name, SpanKind.INTERNAL, attributes, context, values, self._skip_unsampled)
             handle.capture, handle.totals, handle.parent_totals = capture, totals, _totals.current(context)
@@ -171,21 +171,29 @@ class SpanHooks:
         handle.capture, handle.tool = capture, True
         return handle
 
-    def _add_value(self, attributes: dict[str, Any], key: str, text: str, mime: str) -> None:
-        """With the OpenInference conventions on, ``input.value``/``output.value`` (``key``) and its mime type."""
+    def _add_value(
+        self, attributes: dict[str, Any], key: str, text: str, mime: str, *, instead: str | None = None
+    ) -> None:
+        """With the OpenInference conventions on, ``input.value``/``output.value`` (``key``) and its mime type.
+
+        Without them, ``text`` goes under ``instead`` if given (a module's ``dspy.module.inputs`` /
+        ``outputs``): a module's content is on its span once, never under both names.
+        """
         if self._openinference:
             attributes[key] = text
             attributes[_kinds.MIME_TYPE[key]] = mime
+        elif instead is not None:
+            attributes[instead] = text
 
     def _outputs(self, handle: Handle, outputs: Any) -> dict[str, Any]:
         """The captured outputs of a module or tool call, as span attributes."""
         if handle.tool:
             text, mime = self._content.value_text(outputs)
-            attributes = {gen_ai.GEN_AI_TOOL_CALL_RESULT: text}
+            attributes, instead = {gen_ai.GEN_AI_TOOL_CALL_RESULT: text}, None
         else:
             text, mime = self._content.module_json(_modules.outputs_dict(outputs)), _kinds.JSON
-            attributes = {_modules.OUTPUTS: text}
-        self._add_value(attributes, _kinds.OUTPUT_VALUE, text, mime)
+            attributes, instead = {}, _modules.OUTPUTS
+        self._add_value(attributes, _kinds.OUTPUT_VALUE, text, mime, instead=instead)
         return attributes
 
     def start_lm(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Handle | None:

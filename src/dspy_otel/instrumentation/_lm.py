@@ -6,6 +6,11 @@ cost, response model and the cache-hit flag whether or not DSPy keeps history
 (DSPy 3.4's ``finalize`` result; before 3.4, the provider response or the
 typed ``LMResponse``, read through :class:`CallResult`).
 Only whitelisted request parameters are read: credentials never reach a span.
+
+A value that says nothing is left out, as the conventions ask where they speak
+of it: ``gen_ai.request.choice.count`` of 1, ``dspy.lm.cache_hit`` unless the
+call was a cache hit, ``dspy.lm.class`` for ``dspy.LM`` itself (see
+``docs/wire-cost.md``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from urllib.parse import urlsplit
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import server_attributes as server
 
-from dspy_otel._attributes import CACHE_HIT, COST, LM_CLASS, USAGE_COST
+from dspy_otel._attributes import CACHE_HIT, LM_CLASS, USAGE_COST
 
 _OPERATIONS = {"chat": "chat", "text": "text_completion", "responses": "chat"}
 _PARAMS = {
@@ -38,6 +43,7 @@ _PARAMS = {
     "stop": gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES,
     "stream": gen_ai.GEN_AI_REQUEST_STREAM,
 }
+_DSPY_LM = ("dspy.clients.lm", "LM")  # (module, qualified name) of dspy.LM, whose class goes unsaid
 _INPUT_KEYS = ("prompt_tokens", "input_tokens")
 _OUTPUT_KEYS = ("completion_tokens", "output_tokens")
 
@@ -105,13 +111,17 @@ def _request_attributes(lm: Any, model_string: str, merged: Mapping[str, Any]) -
     attributes: dict[str, Any] = {
         gen_ai.GEN_AI_OPERATION_NAME: operation_name(lm),
         gen_ai.GEN_AI_REQUEST_MODEL: model,
-        LM_CLASS: type(lm).__qualname__,
     }
+    cls = type(lm)
+    if (cls.__module__, cls.__qualname__) != _DSPY_LM:
+        attributes[LM_CLASS] = cls.__qualname__
     if provider:
         attributes[gen_ai.GEN_AI_PROVIDER_NAME] = provider
     for key, value in merged.items():
         attribute = _PARAMS.get(key)
         if attribute is not None and (value := _plain(value)) is not None:
+            if attribute == gen_ai.GEN_AI_REQUEST_CHOICE_COUNT and value == 1:
+                continue  # the conventions: only when it is not 1
             attributes[attribute] = value
     base = merged.get("api_base") or merged.get("base_url")
     server_info = _server(base) if isinstance(base, str) and base else None
@@ -148,10 +158,11 @@ def _response_meta(result: Any) -> tuple[str | None, list[str]]:
 
 
 def result_attributes(result: Any) -> tuple[dict[str, Any], list[str]]:
-    """Attributes from DSPy's call result (usage, cost, response model/id, cache hit) and finish reasons."""
+    """Attributes from DSPy's call result (usage, cost, response model/id, a cache hit) and finish reasons."""
     attributes: dict[str, Any] = {}
     cache_hit = bool(getattr(result, "cache_hit", False))
-    attributes[CACHE_HIT] = cache_hit
+    if cache_hit:
+        attributes[CACHE_HIT] = True
     response_id, reasons = _response_meta(result)
     if response_id:
         attributes[gen_ai.GEN_AI_RESPONSE_ID] = response_id
@@ -171,7 +182,7 @@ def result_attributes(result: Any) -> tuple[dict[str, Any], list[str]]:
                 attributes[attribute] = tokens
     cost = getattr(result, "cost", None)
     if isinstance(cost, (int, float)) and not isinstance(cost, bool) and not cache_hit:
-        attributes[COST] = attributes[USAGE_COST] = float(cost)
+        attributes[USAGE_COST] = float(cost)
     return attributes, reasons
 
 

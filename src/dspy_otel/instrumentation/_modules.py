@@ -22,9 +22,9 @@ MODULE_NAME = "dspy.module.name"
 SIGNATURE = "dspy.signature"
 """The predictor's signature (``question -> answer``)."""
 INPUTS = "dspy.module.inputs"
-"""The module call's keyword inputs as JSON (content capture only)."""
+"""The module call's keyword inputs as JSON (content capture, ``DSPY_OTEL_SEMCONV=genai``; else ``input.value``)."""
 OUTPUTS = "dspy.module.outputs"
-"""The module call's outputs as JSON (content capture only)."""
+"""The module call's outputs as JSON (content capture, ``DSPY_OTEL_SEMCONV=genai``; else ``output.value``)."""
 
 CURRENT = otel_context.create_key("dspy_otel.module")
 _identities: weakref.WeakKeyDictionary[Any, tuple[str, str | None]] = weakref.WeakKeyDictionary()

@@ -23,7 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import Span
 
-from dspy_otel._attributes import COST, RUN_COST, RUN_INPUT_TOKENS, RUN_OUTPUT_TOKENS
+from dspy_otel._attributes import RUN_COST, RUN_INPUT_TOKENS, RUN_OUTPUT_TOKENS, USAGE_COST
 
 CURRENT = otel_context.create_key("dspy_otel.totals")
 """The context key of the :class:`Totals` that LM calls made now add to."""
@@ -52,7 +52,7 @@ class Totals:
 
     def add_call(self, attributes: Mapping[str, Any]) -> None:
         """Add one LM call from its result attributes (a cache hit has no tokens and no cost there)."""
-        cost = attributes.get(COST)
+        cost = attributes.get(USAGE_COST)
         self.add(
             1,
             attributes.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS, 0),

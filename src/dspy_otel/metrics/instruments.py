@@ -42,7 +42,7 @@ from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 from opentelemetry.semconv.attributes import error_attributes, server_attributes
 
 from dspy_otel import _stats
-from dspy_otel._attributes import CACHE_HIT, COST, MODULE_CLASS
+from dspy_otel._attributes import CACHE_HIT, MODULE_CLASS, USAGE_COST
 
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
@@ -56,7 +56,14 @@ LM_KEYS = (
 )
 MAX_QUEUED = 10_000
 APPLY_EVERY_S = 1.0
-_SPAN_OUTCOMES = ("exported", "failed", "dropped_queue_full", "abandoned_at_exit", "unconfirmed_at_exit")
+_SPAN_OUTCOMES = (
+    "exported",
+    "failed",
+    "dropped_queue_full",
+    "abandoned_at_exit",
+    "unconfirmed_at_exit",
+    "encoder_fallback",
+)
 _TAIL_DECISIONS = ("kept", "dropped", "kept_by_head", "evicted", "timed_out", "flushed")
 
 
@@ -80,7 +87,9 @@ class Instruments:
             description="GenAI operation duration.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self._cost = meter.create_counter(COST, unit="{USD}", description="LM cost in US dollars, as DSPy reports it.")
+        self._cost = meter.create_counter(
+            "dspy.lm.cost", unit="{USD}", description="LM cost in US dollars, as DSPy reports it."
+        )
         self._calls = meter.create_counter("dspy.lm.calls", unit="{call}", description="LM calls, cache hits included.")
         self._retries = meter.create_counter(
             "dspy.lm.retries", unit="{retry}", description="LM requests DSPy sent again after a failed attempt."
@@ -195,7 +204,7 @@ class Instruments:
             tokens = result.get(key)
             if isinstance(tokens, int):
                 self._tokens.record(tokens, {**attributes, gen_ai.GEN_AI_TOKEN_TYPE: token_type})
-        cost = result.get(COST)
+        cost = result.get(USAGE_COST)
         if isinstance(cost, float) and cost > 0:
             self._cost.add(cost, attributes)
 

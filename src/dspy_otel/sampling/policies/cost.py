@@ -1,10 +1,10 @@
-"""``cost:USD``: keep every trace whose LM calls cost at least ``USD`` in total (``dspy.lm.cost``)."""
+"""``cost:USD``: keep every trace whose LM calls cost at least ``USD`` in total (``gen_ai.usage.cost``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dspy_otel._attributes import COST
+from dspy_otel._attributes import USAGE_COST
 from dspy_otel.sampling._ratio import parse_positive
 from dspy_otel.sampling.policies._base import TraceView, number_sum
 
@@ -19,7 +19,7 @@ class CostPolicy:
 
     def keeps(self, trace: TraceView) -> bool:
         """Whether the trace cost at least the threshold."""
-        return number_sum(trace, (COST,)) >= self.min_usd
+        return number_sum(trace, (USAGE_COST,)) >= self.min_usd
 
     def __str__(self) -> str:
         return f"{NAME}:{self.min_usd:g}"
