@@ -34,7 +34,7 @@ from dspy_otel.encoding._wire import int64, prefixed, varint
 _logger = logging.getLogger(__name__)
 
 SHORT = 256  # characters: longer strings (prompts, answers) rarely repeat, not worth keeping
-CACHE_ENTRIES = 4096  # per value type; the cache is cleared when it reaches this size
+CACHE_ENTRIES = 4096  # per cache (pairs, keys); a cache is emptied when it reaches this size
 _WARNED_KEYS_MAX = 100
 
 _DOUBLE = struct.Struct("<d")
