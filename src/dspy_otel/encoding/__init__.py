@@ -65,13 +65,15 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     """
     groups: dict[Resource, dict[InstrumentationScope | None, list[bytes]]] = {}
     by_identity: dict[tuple[int, int], list[bytes]] = {}  # the spans alive keep these ids valid during the call
+    last_resource = last_scope = encoded = None
     for sdk_span in spans:
         resource, scope = sdk_span.resource, sdk_span.instrumentation_scope
-        identity = (id(resource), id(scope))
-        encoded = by_identity.get(identity)
-        if encoded is None:
-            scopes = groups.setdefault(resource, {})  # by value: Resource and InstrumentationScope define ==
-            encoded = by_identity[identity] = scopes.setdefault(scope or None, [])
+        if resource is not last_resource or scope is not last_scope or encoded is None:  # not as the span before
+            last_resource, last_scope, identity = resource, scope, (id(resource), id(scope))
+            encoded = by_identity.get(identity)
+            if encoded is None:
+                scopes = groups.setdefault(resource, {})  # by value: Resource and InstrumentationScope define ==
+                encoded = by_identity[identity] = scopes.setdefault(scope or None, [])
         encoded.append(span(sdk_span))
     resource_spans = []
     for resource, scopes in groups.items():
