@@ -26,10 +26,10 @@ state, a scope name or version or a schema URL, this encoder writes U+FFFD in it
 and keeps the batch (the one deliberate difference).
 
 Measured with ``benchmarks/breakdown.py --parts 6`` on 2,048 spans of the benchmark's
-workload (``ChainOfThought``, token counts varying, batches of 512): 11 to 16 µs of CPU per
-span where the SDK's encoder and serialization took 69 to 85 µs in the same runs, 16 to 19 % of
-it; 2 to 3 µs more per span with the caches emptied before every batch
-(``benchmarks/results/encoding.md``).
+workload (``ChainOfThought``, token counts varying, batches of 512): 8 to 16 µs of CPU per
+span where the SDK's encoder and serialization took 48 to 85 µs in the same runs (this
+machine's speed varies), 16 to 19 % of it; 1 to 3 µs more per span with the caches emptied
+before every batch (``benchmarks/results/encoding.md``).
 """
 
 from __future__ import annotations
