@@ -48,6 +48,7 @@ class BenchConfig:
 _ALWAYS_ON = ("sampler", "always_on")
 _PRODUCTION_ALWAYS_ON = (("profile", "production"), _ALWAYS_ON)
 _SAMPLED_OUT = (("sampler", "parentbased_traceidratio"), ("sampler_arg", "0"))
+_SDK_ENCODER = ("otlp_encoder", "sdk")  # the SDK's encoder instead of dspy-otel's (DSPY_OTEL_OTLP_ENCODER=sdk)
 _GENAI_DSPY = "opentelemetry.instrumentation.genai.dspy"
 _OPENINFERENCE = "openinference.instrumentation.dspy"
 _FULL, _COMPACT = "dspy-otel production, every span sampled", "dspy-otel production, `spans=compact`"
@@ -110,11 +111,13 @@ CONFIGS: tuple[BenchConfig, ...] = (
     _otel_otlp("otel-http", "http/protobuf", _FULL, _ALWAYS_ON),
     _otel_otlp("otel-http-compact", "http/protobuf", _COMPACT, _ALWAYS_ON, ("spans", "compact")),
     _otel_otlp("otel-http-sampled-out", "http/protobuf", _OUT, *_SAMPLED_OUT),
+    _otel_otlp("otel-http-sdk-encoder", "http/protobuf", f"{_FULL}, SDK encoder", _ALWAYS_ON, _SDK_ENCODER),
     _peer("genai-dspy-http", "opentelemetry-instrumentation-genai-dspy", _GENAI_DSPY, "http/protobuf"),
     _peer("openinference-http", "openinference-instrumentation-dspy", _OPENINFERENCE, "http/protobuf"),
     _otel_otlp("otel-grpc", "grpc", _FULL, _ALWAYS_ON),
     _otel_otlp("otel-grpc-compact", "grpc", _COMPACT, _ALWAYS_ON, ("spans", "compact")),
     _otel_otlp("otel-grpc-sampled-out", "grpc", _OUT, *_SAMPLED_OUT),
+    _otel_otlp("otel-grpc-sdk-encoder", "grpc", f"{_FULL}, SDK encoder", _ALWAYS_ON, _SDK_ENCODER),
     _peer("genai-dspy-grpc", "opentelemetry-instrumentation-genai-dspy", _GENAI_DSPY, "grpc"),
     _peer("openinference-grpc", "openinference-instrumentation-dspy", _OPENINFERENCE, "grpc"),
 )
