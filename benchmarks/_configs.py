@@ -67,6 +67,18 @@ def _peer(name: str, label: str, module: str, export: Export = "null") -> BenchC
     return BenchConfig(name, label + suffix, "peers", "peer", peer_module=module, export=export)
 
 
+def _real_path(short: str, export: Export) -> tuple[BenchConfig, ...]:
+    """The rows of the real export path over one protocol: dspy-otel's and the peers', named ``*-{short}``."""
+    return (
+        _otel_otlp(f"otel-{short}", export, _FULL, _ALWAYS_ON),
+        _otel_otlp(f"otel-{short}-compact", export, _COMPACT, _ALWAYS_ON, ("spans", "compact")),
+        _otel_otlp(f"otel-{short}-sampled-out", export, _OUT, *_SAMPLED_OUT),
+        _otel_otlp(f"otel-{short}-sdk-encoder", export, f"{_FULL}, SDK encoder", _ALWAYS_ON, _SDK_ENCODER),
+        _peer(f"genai-dspy-{short}", "opentelemetry-instrumentation-genai-dspy", _GENAI_DSPY, export),
+        _peer(f"openinference-{short}", "openinference-instrumentation-dspy", _OPENINFERENCE, export),
+    )
+
+
 CONFIGS: tuple[BenchConfig, ...] = (
     BenchConfig("defaults", "no tracing (DSPy defaults)", "project", "dspy"),
     BenchConfig(
@@ -108,18 +120,8 @@ CONFIGS: tuple[BenchConfig, ...] = (
     _peer("genai-dspy", "opentelemetry-instrumentation-genai-dspy", _GENAI_DSPY),
     _peer("openinference", "openinference-instrumentation-dspy", _OPENINFERENCE),
     # the real export path (run.py --real-path): OTLP to a receiver that accepts and discards
-    _otel_otlp("otel-http", "http/protobuf", _FULL, _ALWAYS_ON),
-    _otel_otlp("otel-http-compact", "http/protobuf", _COMPACT, _ALWAYS_ON, ("spans", "compact")),
-    _otel_otlp("otel-http-sampled-out", "http/protobuf", _OUT, *_SAMPLED_OUT),
-    _otel_otlp("otel-http-sdk-encoder", "http/protobuf", f"{_FULL}, SDK encoder", _ALWAYS_ON, _SDK_ENCODER),
-    _peer("genai-dspy-http", "opentelemetry-instrumentation-genai-dspy", _GENAI_DSPY, "http/protobuf"),
-    _peer("openinference-http", "openinference-instrumentation-dspy", _OPENINFERENCE, "http/protobuf"),
-    _otel_otlp("otel-grpc", "grpc", _FULL, _ALWAYS_ON),
-    _otel_otlp("otel-grpc-compact", "grpc", _COMPACT, _ALWAYS_ON, ("spans", "compact")),
-    _otel_otlp("otel-grpc-sampled-out", "grpc", _OUT, *_SAMPLED_OUT),
-    _otel_otlp("otel-grpc-sdk-encoder", "grpc", f"{_FULL}, SDK encoder", _ALWAYS_ON, _SDK_ENCODER),
-    _peer("genai-dspy-grpc", "opentelemetry-instrumentation-genai-dspy", _GENAI_DSPY, "grpc"),
-    _peer("openinference-grpc", "openinference-instrumentation-dspy", _OPENINFERENCE, "grpc"),
+    *_real_path("http", "http/protobuf"),
+    *_real_path("grpc", "grpc"),
 )
 
 BY_NAME: dict[str, BenchConfig] = {c.name: c for c in CONFIGS}
