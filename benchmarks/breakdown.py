@@ -363,7 +363,7 @@ def main() -> None:
             part_five(url, args.hooks_rounds, args.hooks_calls, args.seed, history_us)
     if "6" in parts:
         with fake_server(sys.executable, ROOT / "src") as url:
-            part_six(url, MODEL, args.encoding_rounds, args.encoding_calls, args.seed)
+            part_six(url, MODEL, args.encoding_rounds, args.encoding_calls, args.seed, history_us)
 
 
 if __name__ == "__main__":
