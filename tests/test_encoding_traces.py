@@ -113,3 +113,46 @@ def test_a_batch_mixing_dspy_and_other_instrumentations(traced: Callable[..., Tr
     ]
     assert sum(len(scope.spans) for scope in web.scope_spans) == len(first) + len(second)
     assert web.schema_url == "https://schema/1.26.0"
+
+
+def test_fastapi_and_httpx_spans_in_the_same_process_decode_to_the_sdk_message(
+    traced: Callable[..., Traced], fake_server: Any
+) -> None:
+    """A FastAPI endpoint running a DSPy program and an httpx call, every library instrumented for real."""
+    import dspy
+    import httpx
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    t = traced()
+    app = FastAPI()
+
+    @app.get("/ask")
+    def ask(question: str) -> dict[str, str]:
+        with httpx.Client() as client:  # a call of the app's own: an httpx client span
+            client.get(f"{fake_server.base_url}/models")
+        return {"answer": dspy.ChainOfThought("question -> answer")(question=question).answer}
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=t.provider)
+    HTTPXClientInstrumentor().instrument(tracer_provider=t.provider)
+    try:
+        with TestClient(app) as client:
+            assert client.get("/ask", params={"question": "6 x 7?"}).status_code == 200
+            assert client.get("/missing").status_code == 404
+    finally:
+        HTTPXClientInstrumentor().uninstrument()
+        FastAPIInstrumentor.uninstrument_app(app)
+    spans = t.spans()
+    by_scope: dict[str, list[ReadableSpan]] = {}
+    for span in spans:
+        assert span.instrumentation_scope is not None
+        by_scope.setdefault(span.instrumentation_scope.name, []).append(span)
+    assert {"opentelemetry.instrumentation.fastapi", "opentelemetry.instrumentation.httpx"} <= set(by_scope)
+    request = next(s for s in spans if s.kind == SpanKind.SERVER and s.name == "GET /ask")
+    module = next(s for s in spans if s.name == "ChainOfThought")
+    assert module.parent is not None
+    assert module.parent.span_id == request.context.span_id  # DSPy's spans under the request's
+    decoded = ExportTraceServiceRequest.FromString(assert_same_request(spans))
+    assert sum(len(scope.spans) for rs in decoded.resource_spans for scope in rs.scope_spans) == len(spans)
