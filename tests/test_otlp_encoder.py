@@ -184,6 +184,23 @@ def test_the_fallback_count_is_a_metric(
     assert fallbacks() == 1
 
 
+def test_attributes_the_encoder_leaves_out_are_a_metric(traced: Callable[..., Traced]) -> None:
+    reader = InMemoryMetricReader()
+    t = traced(metric_reader=reader)
+    span = t.provider.get_tracer("t").start_span("s", attributes={"ok": 1, "too.big": 1 << 64})
+    span.end()
+    logging.getLogger("opentelemetry").disabled = True  # the SDK's encoder logs the value it cannot write
+    try:
+        with grpc_receiver() as (endpoint, received):
+            export_through("grpc", endpoint, [t.spans()])
+    finally:
+        logging.getLogger("opentelemetry").disabled = False
+    assert [kv.key for kv in received.requests[0].resource_spans[0].scope_spans[0].spans[0].attributes] == ["ok"]
+    dropped = dspy_otel.stats()["encoding_attributes_dropped"]
+    assert dropped >= 1
+    assert total(points(reader), "dspy_otel.telemetry.attributes", outcome="dropped") == dropped
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_configure_exports_through_our_exporters_behind_the_reporting_wrapper(
     protocol: str, encoder_calls: list[int]

@@ -9,6 +9,7 @@
 | ``dspy.lm.retries`` | counter, ``{retry}`` | the LM set, ``error.type`` of the attempt that failed |
 | ``dspy.module.duration`` | histogram, ``s`` | ``dspy.module.class``, ``error.type`` on failures |
 | ``dspy_otel.telemetry.spans`` | counter, ``{span}`` | ``outcome`` (exported, failed, dropped_queue_full, ...) |
+| ``dspy_otel.telemetry.attributes`` | counter, ``{attribute}`` | ``outcome`` (dropped: left out by the OTLP encoder) |
 | ``dspy_otel.tail.traces`` | counter, ``{trace}`` | ``decision`` (kept, dropped, kept_by_head, evicted, ...) |
 
 The LM set is ``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``,
@@ -115,6 +116,12 @@ class Instruments:
             callbacks=[_observe("export_spans_", "outcome", _SPAN_OUTCOMES)],
             unit="{span}",
             description="Spans exported, failed or lost by dspy-otel (dspy_otel.stats()).",
+        )
+        meter.create_observable_counter(
+            "dspy_otel.telemetry.attributes",
+            callbacks=[_observe("encoding_attributes_", "outcome", ("dropped",))],
+            unit="{attribute}",
+            description="Span attributes the OTLP encoder could not write and left out (dspy_otel.stats()).",
         )
         meter.create_observable_counter(
             "dspy_otel.tail.traces",
