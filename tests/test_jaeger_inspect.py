@@ -19,15 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from dspy_otel._jaeger import (
-    URL_ENV,
-    add_inspect_parser,
-    format_calls,
-    iter_spans,
-    lm_calls,
-    query_url,
-    run_inspect,
-)
+from dspy_otel._inspect_command import add_inspect_parser, format_calls, run_inspect
+from dspy_otel._jaeger import URL_ENV, iter_spans, lm_calls, query_url
 
 RECORDED = Path(__file__).parent / "data" / "jaeger_api_v3_traces.json"
 OK_TRACE = "85179458c930927abf07eadde67ffa42"

@@ -19,9 +19,10 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, DEFAULT_OFF
 from opentelemetry.trace import Span, Status, StatusCode
 
 from dspy_otel import _stats
+from dspy_otel.sampling._tail_limits import DECISION_BYTES
 from dspy_otel.sampling.head import DSPyOtelSampler
 from dspy_otel.sampling.policies import parse_policies
-from dspy_otel.sampling.tail import _DECISION_BYTES, TailLimits, TailSamplingProcessor, estimate_bytes
+from dspy_otel.sampling.tail import TailLimits, TailSamplingProcessor, estimate_bytes
 
 MS = 1_000_000
 
@@ -74,7 +75,7 @@ class Setup:
 
 def nothing_pending(s: Setup) -> bool:
     """No span is buffered; what is held is the remembered decisions alone."""
-    return not s.tail._pending and s.tail.buffered_bytes == len(s.tail._decided) * _DECISION_BYTES
+    return not s.tail._pending and s.tail.buffered_bytes == len(s.tail._decided) * DECISION_BYTES
 
 
 def make(policies: str = "errors", head_on: bool = False, **limits: int) -> Setup:

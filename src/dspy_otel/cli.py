@@ -19,7 +19,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dspy_otel._jaeger import add_inspect_parser, run_inspect
+from dspy_otel._inspect_command import add_inspect_parser, run_inspect
 from dspy_otel._setup import describe_sampling
 from dspy_otel._version import __version__
 from dspy_otel.config import TABLE, display, markdown_table, problems, resolve

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from dspy_otel._jaeger import URL_ENV, add_inspect_parser, fetch_traces, query_url, run_inspect, span_attributes
+from dspy_otel._inspect_command import add_inspect_parser, run_inspect
+from dspy_otel._jaeger import URL_ENV, fetch_traces, query_url, span_attributes
 from integration.processes import SLOW_S, Jaeger, RunDSPy, Sent, StartCollector, report, wait_for
 from programs import other_instrumentations
 

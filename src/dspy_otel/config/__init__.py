@@ -6,7 +6,9 @@ counts as unset. A bad explicit argument raises :class:`ValueError`; a bad
 environment value logs one line (the variable, the value, what is allowed,
 what is used instead) and falls back, so a typo never stops a service.
 
-- :mod:`~dspy_otel.config._table` — :data:`TABLE`, one :class:`Setting` per row, and :class:`Settings`;
+- :mod:`~dspy_otel.config._table` — :data:`TABLE` and :class:`Settings`; the rows (one
+  :class:`~dspy_otel.config._setting.Setting` each) by area in ``_table_spans``, ``_table_sampling``,
+  ``_table_export`` and ``_table_process``;
 - :mod:`~dspy_otel.config._parse` — the value parsers the rows name;
 - :mod:`~dspy_otel.config._resolve` — :func:`resolve`, the precedence walk, :func:`problems` and misspelled names;
 - :mod:`~dspy_otel.config._display` — values and the table as ``dspy-otel config`` and the documentation show them.

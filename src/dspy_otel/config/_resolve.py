@@ -19,7 +19,9 @@ from typing import Any, NamedTuple
 
 from dspy_otel.config._display import display
 from dspy_otel.config._parse import import_callable
-from dspy_otel.config._table import FALLBACK_ENV, TABLE, Setting, Settings
+from dspy_otel.config._setting import Setting
+from dspy_otel.config._table import TABLE, Settings
+from dspy_otel.config._table_export import FALLBACK_ENV
 from dspy_otel.sampling.policies import PartlyValid
 
 logger = logging.getLogger("dspy_otel")

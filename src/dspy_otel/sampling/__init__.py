@@ -4,7 +4,8 @@
   :mod:`~dspy_otel.sampling.rate_limiting` and :mod:`~dspy_otel.sampling.rules`
   (decided when a trace starts);
 - :mod:`~dspy_otel.sampling.tail` — the tail-sampling span processor
-  (decided when a trace is complete), bounded; its policies, one module each, in
+  (decided when a trace is complete), bounded by
+  :mod:`~dspy_otel.sampling._tail_limits` (``TailLimits``, the memory estimate); its policies, one module each, in
   :mod:`~dspy_otel.sampling.policies` (``DSPY_OTEL_TAIL_POLICIES``);
 - :mod:`~dspy_otel.sampling._scopes` — ``dspy_otel.debug()`` and ``dspy_otel.suppress()``.
 

@@ -46,7 +46,10 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from dspy_otel import _stats
+from dspy_otel.sampling._tail_limits import DECISION_BYTES, TailLimits, estimate_bytes
 from dspy_otel.sampling.policies import Policy, TraceView
+
+__all__ = ["TailLimits", "TailSamplingProcessor", "estimate_bytes", "latest"]
 
 _MIB = 1 << 20
 _NOTHING: list[ReadableSpan] = []  # shared, never changed: nothing to export
@@ -58,62 +61,11 @@ _FLUSH_EVERY = 512  # at a flush, kept spans go to the exporting processor in ch
 _latest: weakref.ref[TailSamplingProcessor] | None = None
 
 
-@dataclass(frozen=True)
-class TailLimits:
-    """The bounds of the buffer.
-
-    Attributes:
-        decision_wait_ms: Longest wait for a trace's root to end, from its first buffered span.
-        max_traces: Traces buffered at once (and decisions remembered for late spans).
-        max_spans_per_trace: Spans buffered for one trace.
-        max_mib: Estimated MiB buffered in all.
-    """
-
-    decision_wait_ms: int = 30_000
-    max_traces: int = 10_000
-    max_spans_per_trace: int = 1_000
-    max_mib: int = 64
-
-
 @dataclass(slots=True)
 class _Pending:
     first_ns: int
     spans: list[ReadableSpan] = field(default_factory=list)
     size: int = 0
-
-
-_SPAN_BYTES, _ATTRIBUTE_BYTES, _EVENT_BYTES = 2_700, 40, 600  # measured with tracemalloc on SDK 1.45 spans
-_DECISION_BYTES = 115  # one remembered decision (trace ID -> kept) in the ordered dict
-
-
-def _attribute_bytes(attributes: object) -> int:
-    """The per-attribute part plus the length of every text value."""
-    plain = getattr(attributes, "_dict", attributes)  # the SDK's BoundedAttributes keeps a plain dict inside
-    if not isinstance(plain, dict):
-        return 0
-    size = _ATTRIBUTE_BYTES * len(plain)
-    for value in plain.values():
-        if type(value) is str:
-            size += len(value)
-    return size
-
-
-def estimate_bytes(span: ReadableSpan) -> int:
-    """The memory a buffered span holds: a fixed part, a part per attribute and event, and every text.
-
-    Calibrated with tracemalloc (SDK 1.45): a span with one attribute holds ~2.8 KB, a dspy-otel LM
-    span with twelve ~3.3 KB, plus the length of each text. It reads the SDK's own fields, not the
-    public properties, which copy (``events``) or wrap (``attributes``) on every read.
-    """
-    try:
-        attributes, events = span._attributes, span._events
-    except AttributeError:  # not the SDK's ReadableSpan
-        attributes, events = span.attributes, span.events
-    size = _SPAN_BYTES + (_attribute_bytes(attributes) if attributes is not None else 0)
-    if len(events):  # iterating the SDK's bounded list copies it under a lock: only when there is something
-        for event in events:
-            size += _EVENT_BYTES + _attribute_bytes(event.attributes)
-    return size
 
 
 def _as_sampled(span: ReadableSpan) -> ReadableSpan:
@@ -248,7 +200,7 @@ class TailSamplingProcessor(SpanProcessor):
             self._decide_early(next(iter(self._pending)), self._clock(), "evicted", out)
         while self._decided and self._bytes > self._max_bytes:  # decisions alone past the bound: forget the oldest
             self._decided.popitem(last=False)
-            self._bytes -= _DECISION_BYTES
+            self._bytes -= DECISION_BYTES
         return out
 
     def _decide_early(self, trace_id: int, now: int, why: str, out: list[ReadableSpan]) -> None:
@@ -267,11 +219,11 @@ class TailSamplingProcessor(SpanProcessor):
                 kept = True
                 break
         if trace_id not in self._decided:
-            self._bytes += _DECISION_BYTES
+            self._bytes += DECISION_BYTES
         self._decided[trace_id] = kept
         while len(self._decided) > self._max_traces:  # pending spans go first when bytes run short (_buffer)
             self._decided.popitem(last=False)  # the oldest decision is forgotten first
-            self._bytes -= _DECISION_BYTES
+            self._bytes -= DECISION_BYTES
         unpublished = self._unpublished
         unpublished[_TRACES[kept]] += 1
         unpublished[_SPANS[kept]] += len(pending.spans)
