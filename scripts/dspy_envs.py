@@ -12,7 +12,6 @@ Usage: ``python scripts/dspy_envs.py [VERSION ...]`` builds the missing ones and
 
 from __future__ import annotations
 
-import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -52,14 +51,8 @@ def ensure(version: str) -> Path:
     A lock file makes concurrent callers wait for one build. Venvs this checkout built for ``version``
     before (another digest: ``pyproject.toml`` or this script changed) are removed.
     """
-    path = env_path(version)
     installs = (_requirements(version), ("--no-deps", "-e", str(ROOT)))
-    python = venvs.ensure(path, installs, notes={".root": str(ROOT)})
-    for stale in venvs.VENVS.glob(f"dspy-{version}-*/.root"):
-        if stale.parent != path and stale.read_text() == str(ROOT):
-            shutil.rmtree(stale.parent, ignore_errors=True)
-            Path(f"{stale.parent}.lock").unlink(missing_ok=True)
-    return python
+    return venvs.ensure(env_path(version), installs, owner=str(ROOT))
 
 
 def main(argv: list[str]) -> int:
