@@ -55,12 +55,5 @@ def ensure(version: str) -> Path:
     return venvs.ensure(env_path(version), installs, owner=str(ROOT))
 
 
-def main(argv: list[str]) -> int:
-    """Build the venvs of the DSPy versions in ``argv`` (default: the matrix) and print their paths."""
-    for version in argv or MATRIX:
-        print(ensure(version))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(venvs.main(ensure, sys.argv[1:], MATRIX))

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 CACHE = Path(os.environ.get("DSPY_OTEL_CACHE") or Path.home() / ".cache" / "dspy-otel")
@@ -105,3 +105,10 @@ def _build(path: Path, installs: Sequence[Sequence[str]], notes: Mapping[str, st
         done.touch()
         if log:
             print(f"venvs: built {path} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+def main(ensure: Callable[[str], Path], argv: Sequence[str], default: Iterable[str]) -> int:
+    """Build the venvs ``argv`` names (none: ``default``) with ``ensure`` and print each one's Python."""
+    for name in argv or default:
+        print(ensure(name))
+    return 0

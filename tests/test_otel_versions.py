@@ -11,7 +11,6 @@ it under ``CI=true``.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -23,7 +22,7 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 from packaging.requirements import Requirement
 
-from conftest import env_without_settings
+from conftest import env_without_settings, venv_or_skip
 from receivers import Received, grpc_receiver, http_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,12 +78,7 @@ def test_the_matrix_starts_at_the_floor() -> None:
 @pytest.mark.timeout(900)  # building the venv, on a slow shared CI machine
 @pytest.mark.parametrize("version", otel_envs.MATRIX)
 def test_export_works_on(version: str) -> None:
-    try:
-        python = otel_envs.ensure(version)
-    except (subprocess.CalledProcessError, SystemExit) as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"the venv for OpenTelemetry {version} could not be built ({exc}); under CI=true this fails")
+    python = venv_or_skip(otel_envs.ensure, version, "OpenTelemetry")
     with ExitStack() as stack:
         receivers = {run: stack.enter_context(grpc_receiver() if "grpc" in run else http_receiver()) for run in RUNS}
         env = {**env_without_settings(), "PYTHONPATH": str(ROOT / "src"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
