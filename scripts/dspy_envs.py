@@ -12,7 +12,6 @@ Usage: ``python scripts/dspy_envs.py [VERSION ...]`` builds the missing ones and
 
 from __future__ import annotations
 
-import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -52,22 +51,9 @@ def ensure(version: str) -> Path:
     A lock file makes concurrent callers wait for one build. Venvs this checkout built for ``version``
     before (another digest: ``pyproject.toml`` or this script changed) are removed.
     """
-    path = env_path(version)
     installs = (_requirements(version), ("--no-deps", "-e", str(ROOT)))
-    python = venvs.ensure(path, installs, notes={".root": str(ROOT)})
-    for stale in venvs.VENVS.glob(f"dspy-{version}-*/.root"):
-        if stale.parent != path and stale.read_text() == str(ROOT):
-            shutil.rmtree(stale.parent, ignore_errors=True)
-            Path(f"{stale.parent}.lock").unlink(missing_ok=True)
-    return python
-
-
-def main(argv: list[str]) -> int:
-    """Build the venvs of the DSPy versions in ``argv`` (default: the matrix) and print their paths."""
-    for version in argv or MATRIX:
-        print(ensure(version))
-    return 0
+    return venvs.ensure(env_path(version), installs, owner=str(ROOT))
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(venvs.main(ensure, sys.argv[1:], MATRIX))

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 CACHE = Path(os.environ.get("DSPY_OTEL_CACHE") or Path.home() / ".cache" / "dspy-otel")
@@ -47,7 +47,11 @@ def _uv() -> str:
 
 
 def ensure(
-    path: Path, installs: Sequence[Sequence[str]], notes: Mapping[str, str] | None = None, log: bool = False
+    path: Path,
+    installs: Sequence[Sequence[str]],
+    notes: Mapping[str, str] | None = None,
+    log: bool = False,
+    owner: str | None = None,
 ) -> Path:
     """The Python of the venv at ``path``, built first when it is missing or incomplete.
 
@@ -58,6 +62,8 @@ def ensure(
             ``--no-deps``).
         notes: File name -> text, written into the venv once it is built (before it is marked complete).
         log: Print how long a build took to stderr.
+        owner: Who the venv is built for (a checkout's path): once it is built, the venvs of the same name
+            that ``owner`` built before (another digest) are removed.
 
     Returns:
         The venv's ``bin/python``.
@@ -67,14 +73,25 @@ def ensure(
         subprocess.CalledProcessError: A ``uv`` step failed (no network, a pin that does not resolve).
     """
     python = path / "bin" / "python"
+    if not (path / ".complete").exists():
+        _build(path, installs, {**(notes or {}), **({".root": owner} if owner else {})}, log)
+    if owner is not None:
+        for stale in VENVS.glob(f"{path.name.rsplit('-', 1)[0]}-*/.root"):
+            if stale.parent != path and stale.read_text() == owner:
+                shutil.rmtree(stale.parent, ignore_errors=True)
+                Path(f"{stale.parent}.lock").unlink(missing_ok=True)
+    return python
+
+
+def _build(path: Path, installs: Sequence[Sequence[str]], notes: Mapping[str, str], log: bool) -> None:
+    """Build the venv at ``path`` (see :func:`ensure`), unless another process built it meanwhile."""
+    python = path / "bin" / "python"
     done = path / ".complete"
-    if done.exists():
-        return python
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{path}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another build of the same venv finishes first
         if done.exists():
-            return python
+            return
         started = time.monotonic()
         shutil.rmtree(path, ignore_errors=True)
         uv = _uv()
@@ -83,9 +100,15 @@ def ensure(
         steps += [[uv, "pip", "install", "--quiet", "--python", str(python), *install] for install in installs]
         for step in steps:
             subprocess.run(step, check=True, stdout=subprocess.DEVNULL, env=env)
-        for name, text in (notes or {}).items():
+        for name, text in notes.items():
             (path / name).write_text(text)
         done.touch()
         if log:
             print(f"venvs: built {path} in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return python
+
+
+def main(ensure: Callable[[str], Path], argv: Sequence[str], default: Iterable[str]) -> int:
+    """Build the venvs ``argv`` names (none: ``default``) with ``ensure`` and print each one's Python."""
+    for name in argv or default:
+        print(ensure(name))
+    return 0

@@ -9,14 +9,13 @@ fails it under ``CI=true``.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import env_without_settings
+from conftest import env_without_settings, venv_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -42,12 +41,7 @@ suite, on the newest DSPy, still fails on any such warning."""
 @pytest.mark.timeout(1800)  # building the venv and a whole pytest run, on a slow shared CI machine
 @pytest.mark.parametrize("version", dspy_envs.MATRIX)
 def test_the_matrix_suite_passes_on(version: str) -> None:
-    try:
-        python = dspy_envs.ensure(version)
-    except (subprocess.CalledProcessError, SystemExit) as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"the venv for DSPy {version} could not be built ({exc}); under CI=true this fails")
+    python = venv_or_skip(dspy_envs.ensure, version, "DSPy")
     env = {**env_without_settings(), "PYTHONPATH": "tests", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *LEAKS, *MATRIX_SUITE]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)

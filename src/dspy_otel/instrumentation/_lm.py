@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import server_attributes as server
 
-from dspy_otel._attributes import CACHE_HIT, LM_CLASS, USAGE_COST
+from dspy_otel._attributes import CACHE_HIT, LM_CLASS, REQUEST_STREAM, USAGE_COST
 
 _OPERATIONS = {"chat": "chat", "text": "text_completion", "responses": "chat"}
 _PARAMS = {
@@ -41,7 +41,7 @@ _PARAMS = {
     "frequency_penalty": gen_ai.GEN_AI_REQUEST_FREQUENCY_PENALTY,
     "presence_penalty": gen_ai.GEN_AI_REQUEST_PRESENCE_PENALTY,
     "stop": gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES,
-    "stream": gen_ai.GEN_AI_REQUEST_STREAM,
+    "stream": REQUEST_STREAM,
 }
 _DSPY_LM = ("dspy.clients.lm", "LM")  # (module, qualified name) of dspy.LM, whose class goes unsaid
 _INPUT_KEYS = ("prompt_tokens", "input_tokens")
