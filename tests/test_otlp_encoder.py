@@ -261,21 +261,6 @@ def test_the_installed_exporters_have_the_parts_we_use() -> None:
     http_exporter.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
 
 
-def test_grpc_channel_options_go_only_to_an_sdk_that_takes_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
-
-    from dspy_otel.export.otlp import otlp_options
-
-    settings = resolve({"protocol": "grpc"}, {})
-    assert "channel_options" in otlp_options(settings, "traces")
-
-    def before_1_35(self: Any, endpoint: str | None = None, insecure: bool | None = None) -> None:
-        """The 1.30 signature, short: no channel_options."""
-
-    monkeypatch.setattr(OTLPExporterMixin, "__init__", before_1_35)
-    assert "channel_options" not in otlp_options(settings, "traces")
-
-
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_tls_headers_and_rejected_variables_work_as_with_the_sdk_exporters(
     protocol: str, spans: Sequence[ReadableSpan], encoder_calls: list[int], monkeypatch: pytest.MonkeyPatch

@@ -24,7 +24,10 @@ EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def has_channel(exporter: Any) -> bool:
-    """Whether ``exporter`` (an SDK gRPC span exporter) keeps the channel its stub is built on (1.31 and newer)."""
+    """Whether ``exporter`` (an SDK gRPC span exporter) keeps the channel its stub is built on.
+
+    Every supported release (1.39 and newer) does; a release that stopped keeping it exports as the SDK does.
+    """
     return isinstance(getattr(exporter, "_channel", None), grpc.Channel) and hasattr(exporter, "_client")
 
 
@@ -47,7 +50,7 @@ class EncodedGrpcSpanExporter(OTLPSpanExporter):
     """``OTLPSpanExporter`` (gRPC) sending :func:`dspy_otel.encoding.encode_spans`'s bytes.
 
     Takes the SDK exporter's arguments. An SDK exporter without a ``_channel`` to build the stub
-    on (older than 1.31) encodes with the SDK's encoder, and says so once at INFO.
+    on (none of the supported releases) encodes with the SDK's encoder, and says so once at INFO.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -18,7 +18,6 @@ process exits at once instead of at the exit bound.
 
 from __future__ import annotations
 
-import inspect
 import os
 import socket
 import sys
@@ -66,20 +65,17 @@ def otlp_options(settings: Settings, signal: str) -> dict[str, Any]:
     }
     if settings.protocol == "grpc":
         from grpc import Compression
-        from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
 
         compressions = {"gzip": Compression.Gzip, "deflate": Compression.Deflate}
-        options = {
+        return {
             **options,
             "endpoint": endpoint,
             "insecure": settings.otlp_insecure,
             "compression": compressions.get(settings.otlp_compression, Compression.NoCompression),
-        }
-        if "channel_options" in inspect.signature(OTLPExporterMixin.__init__).parameters:  # 1.35 and newer
             # gRPC waits up to 2 minutes between reconnections by default: after a collector restart,
             # export should resume within seconds
-            options["channel_options"] = (("grpc.max_reconnect_backoff_ms", _MAX_RECONNECT_BACKOFF_MS),)
-        return options
+            "channel_options": (("grpc.max_reconnect_backoff_ms", _MAX_RECONNECT_BACKOFF_MS),),
+        }
     from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 
     if not endpoint:
