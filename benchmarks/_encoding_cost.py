@@ -35,11 +35,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from _paired import paired, shuffled_rounds, times
+from _wire import BATCH
 from _workload import QUESTION
 from dspy_otel import encoding
 from dspy_otel.encoding import _spans, _values
 
-BATCH = 512  # the BatchSpanProcessor's default OTEL_BSP_MAX_EXPORT_BATCH_SIZE
 GOAL_US = 15.0  # issue 22's goal, CPU per span ...
 ISSUE_SDK_US = 60.0  # ... where it measured the SDK's encoder at 60 µs (a quiet machine; CPU time grows with load)
 SDK, OURS, COLD = "sdk", "dspy-otel", "dspy-otel, caches emptied"

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from dspy_otel.encoding._values import attributes, dropped_count
-from dspy_otel.encoding._wire import prefixed, string_field, text, varint
+from dspy_otel.encoding._wire import prefixed, string_field, text
 
 NAMES_CACHED = 1024  # span names and status messages kept encoded; the cache is cleared when full
 NAME_CHARS_CACHED = 256  # longer ones are encoded every time
@@ -40,8 +40,7 @@ _statuses: dict[tuple[Any, Any], bytes] = {}
 def span(sdk_span: ReadableSpan) -> bytes:
     """The ``Span`` message of ``sdk_span``, behind its length (ready to follow ``ScopeSpans.spans``' tag)."""
     context = sdk_span.context
-    trace_id = context.trace_id
-    parts = [_IDS.pack(0x0A, 16, trace_id >> 64, trace_id & _UINT64, 0x12, 8, context.span_id)]
+    parts = [_ids(context)]
     trace_state = context.trace_state
     if trace_state:
         parts.append(string_field(b"\x1a", ",".join([f"{key}={value}" for key, value in trace_state.items()])))
@@ -58,9 +57,7 @@ def span(sdk_span: ReadableSpan) -> bytes:
     else:
         parts += [_FIXED64.pack(tag, time) for tag, time in ((0x39, start), (0x41, end)) if time]
     parts.append(attributes(b"\x4a", sdk_span.attributes))
-    dropped = sdk_span.dropped_attributes
-    if dropped:
-        parts.append(b"\x50" + varint(dropped))
+    parts.append(dropped_count(b"\x50", sdk_span.dropped_attributes))
     # The public events and links are copies made under a lock: only when the SDK's own lists (a peek at a
     # private attribute, the public path when it is missing) are not empty, as they are in most spans.
     events = sdk_span.events if getattr(sdk_span, "_events", True) else ()
@@ -72,14 +69,19 @@ def span(sdk_span: ReadableSpan) -> bytes:
     return prefixed(b"".join(parts))
 
 
+def _ids(context: Any) -> bytes:
+    """Fields 1 (trace ID) and 2 (span ID) of a ``Span`` or a ``Link``, from its span context."""
+    trace_id = context.trace_id
+    return _IDS.pack(0x0A, 16, trace_id >> 64, trace_id & _UINT64, 0x12, 8, context.span_id)
+
+
 def _add_repeated(
     parts: list[bytes], tag: bytes, items: Sequence[Any], encode: Callable[[Any], bytes], count_tag: bytes, dropped: int
 ) -> None:
     """Add the events or links (field ``tag``), then how many were dropped (field ``count_tag``), to ``parts``."""
     if items:
         parts += [tag + encode(item) for item in items]
-    if dropped:
-        parts.append(count_tag + varint(dropped))
+    parts.append(dropped_count(count_tag, dropped))
 
 
 def _name_field(name: str) -> bytes:
@@ -105,13 +107,11 @@ def _event(event: Event) -> bytes:
 
 def _link(link: Link) -> bytes:
     """A ``Span.Link``: IDs (1, 2), attributes (4), dropped attributes (5), flags (6); behind its length."""
-    context = link.context
-    trace_id = context.trace_id
     return prefixed(
-        _IDS.pack(0x0A, 16, trace_id >> 64, trace_id & _UINT64, 0x12, 8, context.span_id)
+        _ids(link.context)
         + attributes(b"\x22", link.attributes)
         + dropped_count(b"\x28", link.dropped_attributes)
-        + _LINK_FLAGS[bool(context.is_remote)]
+        + _LINK_FLAGS[bool(link.context.is_remote)]
     )
 
 
